@@ -1,0 +1,62 @@
+"""The language of tradeops: every message, subject and stream. No I/O."""
+
+from contracts.base import Envelope, IntentEvent, Message, derive_event_id, utc_now
+from contracts.errors import ContractError, FieldReason, InvalidMessage, parse
+from contracts.events import (
+    INTENT_EVENTS,
+    Analysis,
+    Citation,
+    DeadLetter,
+    IntentAccepted,
+    IntentAnalyzed,
+    JournalLine,
+    LedgerPosted,
+    MarketTick,
+    OrderFilled,
+    OrderRejected,
+    OrderRejectReason,
+    Recommendation,
+    RiskApproved,
+    RiskReason,
+    RiskRejected,
+    TradingStateChanged,
+)
+from contracts.intent import MAX_INTENT_BYTES, SubmitIntent, TradeIntent
+from contracts.types import AGENTS, Identity, OrderType, Side, TradingState
+
+__all__ = [
+    "AGENTS",
+    "INTENT_EVENTS",
+    "MAX_INTENT_BYTES",
+    "Analysis",
+    "Citation",
+    "ContractError",
+    "DeadLetter",
+    "Envelope",
+    "FieldReason",
+    "Identity",
+    "IntentAccepted",
+    "IntentAnalyzed",
+    "IntentEvent",
+    "InvalidMessage",
+    "JournalLine",
+    "LedgerPosted",
+    "MarketTick",
+    "Message",
+    "OrderFilled",
+    "OrderRejectReason",
+    "OrderRejected",
+    "OrderType",
+    "Recommendation",
+    "RiskApproved",
+    "RiskReason",
+    "RiskRejected",
+    "Side",
+    "SubmitIntent",
+    "TradeIntent",
+    "TradingState",
+    "TradingStateChanged",
+    "derive_event_id",
+    "parse",
+    "utc_now",
+]

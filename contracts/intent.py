@@ -1,0 +1,78 @@
+"""The client-facing trade intent, and its normalized form carried through the pipeline."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, Field, model_validator
+
+from contracts.base import Message
+from contracts.types import ACCOUNT_PATTERN, SYMBOL_PATTERN, OrderType, Price, Quantity, Side
+
+MAX_RATIONALE_BYTES = 4096
+MAX_INTENT_BYTES = 8192
+"""Largest accepted `intent.submitted.*` payload; anything larger is refused unparsed."""
+
+
+def _within_bytes(limit: int) -> AfterValidator:
+    def check(text: str) -> str:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise ValueError(f"must be at most {limit} bytes of UTF-8, got {size}")
+        if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
+            raise ValueError("must not contain control characters other than newline and tab")
+        return text
+
+    return AfterValidator(check)
+
+
+FreeText = Annotated[str, _within_bytes(MAX_RATIONALE_BYTES)]
+Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:/-]{0,63}$")]
+
+
+class _IntentFields(Message):
+    account: Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
+    """The trading account, e.g. `paper-1`."""
+    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+    """Instrument symbol in upper case, e.g. `AAPL` or `BTC-USD`."""
+    side: Side
+    """`buy` or `sell`."""
+    quantity: Quantity
+    """Units to trade, a decimal string greater than zero."""
+    order_type: OrderType = OrderType.MARKET
+    """`market` or `limit`."""
+    limit_price: Price | None = None
+    """Limit price, a decimal string; required for `limit`, forbidden for `market`."""
+    strategy: Label | None = None
+    """Optional name of the strategy that produced the intent."""
+    rationale: FreeText | None = None
+    """Optional free text (at most 4 KiB). Data for the analyst, never instructions."""
+
+    @model_validator(mode="after")
+    def _limit_price_matches_order_type(self) -> Self:
+        if self.order_type is OrderType.LIMIT and self.limit_price is None:
+            raise ValueError("limit_price is required when order_type is 'limit'")
+        if self.order_type is OrderType.MARKET and self.limit_price is not None:
+            raise ValueError("limit_price is forbidden when order_type is 'market'")
+        return self
+
+
+class SubmitIntent(_IntentFields):
+    """A command from a client: please trade. Published on `intent.submitted.<SYMBOL>`."""
+
+    intent_id: uuid.UUID | None = None
+    """Idempotency key chosen by the client; the same id twice is one intent."""
+
+
+class TradeIntent(_IntentFields):
+    """The intent as the pipeline carries it: always with its id."""
+
+    intent_id: uuid.UUID
+    """The intent's id (the client's, or assigned by the ingestor)."""
+
+    @classmethod
+    def from_submission(cls, submitted: SubmitIntent, assigned_id: uuid.UUID) -> TradeIntent:
+        """Normalize a submission, keeping the client's id when it gave one."""
+        fields = submitted.model_dump(exclude={"intent_id"})
+        return cls(intent_id=submitted.intent_id or assigned_id, **fields)

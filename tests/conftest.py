@@ -1,0 +1,72 @@
+"""Fixtures that start the real parts from the installed wheels."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from bus import Credentials, connect, provision
+from contracts import Identity
+from ops.certs import CertPaths, init_certs
+from ops.natsconf import NatsLayout
+from ops.natsd import NatsServer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def certs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CA and every identity's certificate and signing key, shared by the session."""
+    data_dir = tmp_path_factory.mktemp("tradeops-certs")
+    paths, _ = init_certs(data_dir)
+    return paths.certs_dir
+
+
+@pytest.fixture
+async def nats_server(certs_dir: Path, tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """A fresh nats-server (JetStream on file storage, mutual TLS, permissions) per test."""
+    layout = NatsLayout(
+        certs=CertPaths(certs_dir),
+        store_dir=tmp_path / "jetstream",
+        port=free_port(),
+        monitor_port=free_port(),
+    )
+    server = NatsServer(layout, tmp_path / "nats.conf", tmp_path / "nats.log")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+ConnectAs = Callable[[Identity], Awaitable[NATS]]
+
+
+@pytest.fixture
+async def connect_as(nats_server: NatsServer, certs_dir: Path) -> AsyncIterator[ConnectAs]:
+    """Connect to the test server as an identity; every connection is closed afterwards."""
+    opened: list[NATS] = []
+
+    async def _connect(identity: Identity) -> NATS:
+        nc = await connect(nats_server.layout.url, Credentials(identity, certs_dir))
+        opened.append(nc)
+        return nc
+
+    yield _connect
+    for nc in opened:
+        if not nc.is_closed:
+            await nc.close()
+
+
+@pytest.fixture
+async def ops_nc(connect_as: ConnectAs) -> NATS:
+    """An ops connection on a provisioned server."""
+    nc = await connect_as(Identity.OPS)
+    await provision(nc.jetstream())
+    return nc
