@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import nats
 from nats.aio.client import Client as NATS
 
+import nats
 from bus.identity import Credentials
 from bus.metrics import CONNECTION_EVENTS, PERMISSION_VIOLATIONS
 from contracts.subjects import inbox_prefix

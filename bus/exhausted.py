@@ -51,4 +51,3 @@ def exhausted_handler(js: JetStreamContext, agent: Identity) -> BatchHandler[Max
         ]
 
     return one_by_one(handle)
-

@@ -84,9 +84,7 @@ async def _ensure_consumer(
         existed = False
     # A durable create with editable fields changed is an update on nats-server >= 2.9.
     await js.add_consumer(spec.stream, consumer_config(spec))
-    (report.updated if existed else report.created).append(
-        f"consumer {spec.stream}/{spec.durable}"
-    )
+    (report.updated if existed else report.created).append(f"consumer {spec.stream}/{spec.durable}")
 
 
 async def _ensure_kv(

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from nats.aio.msg import Msg
-from nats.errors import ConnectionClosedError, TimeoutError as NatsTimeoutError
+from nats.errors import ConnectionClosedError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from nats.js.errors import APIError
 
 from bus.deadletter import dead_letter
@@ -178,8 +180,8 @@ class ConsumerRuntime(Generic[T]):
         emits: list[tuple[Msg, Sequence[Emit], bool]],
         retry: list[tuple[Msg, BaseException]],
     ) -> None:
-        futures = []
-        spans = []
+        futures: list[asyncio.Future[PubAck]] = []
+        spans: list[tuple[int, int]] = []
         for _msg, outputs, _dead in emits:
             start = len(futures)
             for out in outputs:

@@ -74,14 +74,18 @@ class TradingStateWatch:
         if self.verifier is not None:
             status, signer = self.verifier.check(subject, data, headers)
             if status is not SignatureStatus.VALID or signer != Identity.OPS:
-                log.error("ignored control message on %s: signature %s by %s", subject, status, signer)
+                log.error(
+                    "ignored control message on %s: signature %s by %s", subject, status, signer
+                )
                 return
         if self.changed_at is not None and change.ts < self.changed_at:
             return  # an older state read back after a newer live one
         self.changed_at = change.ts
         if change.state is self.state:
             return
-        log.warning("%s: trading state %s -> %s (%s)", self.agent, self.state, change.state, change.reason)
+        log.warning(
+            "%s: trading state %s -> %s (%s)", self.agent, self.state, change.state, change.reason
+        )
         self.state = change.state
         self.observed_at_monotonic = asyncio.get_running_loop().time()
         self._publish_gauge()

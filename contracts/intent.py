@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
-from typing import Annotated, Self
+from decimal import Decimal
+from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from contracts.base import Message
 from contracts.types import ACCOUNT_PATTERN, SYMBOL_PATTERN, OrderType, Price, Quantity, Side
 
 MAX_RATIONALE_BYTES = 4096
-MAX_INTENT_BYTES = 8192
-"""Largest accepted `intent.submitted.*` payload; anything larger is refused unparsed."""
+MAX_INTENT_BYTES = 4 * MAX_RATIONALE_BYTES
+"""Largest accepted `intent.submitted.*` payload; anything larger is refused unparsed.
+
+Room for a full rationale under the worst JSON escaping (`\\uXXXX` pairs triple its bytes) plus
+every other field, so no valid intent is refused for its size.
+"""
 
 
 def _within_bytes(limit: int) -> AfterValidator:
@@ -20,7 +26,7 @@ def _within_bytes(limit: int) -> AfterValidator:
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > limit:
             raise ValueError(f"must be at most {limit} bytes of UTF-8, got {size}")
-        if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
             raise ValueError("must not contain control characters other than newline and tab")
         return text
 
@@ -42,20 +48,24 @@ class _IntentFields(Message):
     """Units to trade, a decimal string greater than zero."""
     order_type: OrderType = OrderType.MARKET
     """`market` or `limit`."""
-    limit_price: Price | None = None
+    limit_price: Annotated[Price | None, Field(validate_default=True)] = None
     """Limit price, a decimal string; required for `limit`, forbidden for `market`."""
     strategy: Label | None = None
     """Optional name of the strategy that produced the intent."""
     rationale: FreeText | None = None
     """Optional free text (at most 4 KiB). Data for the analyst, never instructions."""
 
-    @model_validator(mode="after")
-    def _limit_price_matches_order_type(self) -> Self:
-        if self.order_type is OrderType.LIMIT and self.limit_price is None:
+    @field_validator("limit_price", mode="after")
+    @classmethod
+    def _limit_price_matches_order_type(
+        cls, value: Decimal | None, info: ValidationInfo
+    ) -> Decimal | None:
+        order_type = info.data.get("order_type")  # absent when order_type itself is invalid
+        if order_type is OrderType.LIMIT and value is None:
             raise ValueError("limit_price is required when order_type is 'limit'")
-        if self.order_type is OrderType.MARKET and self.limit_price is not None:
+        if order_type is OrderType.MARKET and value is not None:
             raise ValueError("limit_price is forbidden when order_type is 'market'")
-        return self
+        return value
 
 
 class SubmitIntent(_IntentFields):

@@ -97,9 +97,7 @@ STREAMS: tuple[StreamSpec, ...] = (
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(INTENTS, "ingestor", Identity.INGESTOR, s.every(s.INTENT_SUBMITTED)),
-    ConsumerSpec(
-        INTENTS, "analyst", Identity.ANALYST, s.every(s.INTENT_ACCEPTED), ack_wait_s=60.0
-    ),
+    ConsumerSpec(INTENTS, "analyst", Identity.ANALYST, s.every(s.INTENT_ACCEPTED), ack_wait_s=60.0),
     ConsumerSpec(INTENTS, "risk", Identity.RISK, s.every(s.INTENT_ANALYZED)),
     ConsumerSpec(ORDERS, "risk-orders", Identity.RISK, "order.>"),
     ConsumerSpec(RISK, "executor", Identity.EXECUTOR, s.every(s.RISK_APPROVED)),

@@ -12,10 +12,12 @@ from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonS
 SYMBOL_PATTERN = r"^[A-Z][A-Z0-9]{0,9}(-[A-Z]{2,5})?$"
 ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 
-# A decimal as a plain string: digits, an optional fraction, no exponent, no sign.
+# A decimal as a plain string: ASCII digits, an optional fraction, no exponent, no sign.
 # Bounding the digit counts refuses exponent bombs and absurd magnitudes before Decimal() runs.
-_UNSIGNED_RE = re.compile(r"\d{1,12}(\.\d{1,10})?")
-_SIGNED_RE = re.compile(r"-?\d{1,18}(\.\d{1,18})?")
+# `[0-9]`, not `\d`: `\d` also matches other scripts' digits, which Decimal() reads but the wire
+# form (and the JSON Schema pattern) does not carry.
+_UNSIGNED_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,10})?")
+_SIGNED_RE = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
 
 MAX_QUANTITY = Decimal("1000000000")
 MAX_PRICE = Decimal("1000000000")
@@ -62,6 +64,9 @@ class TradingState(StrEnum):
 
 def _decimal_from(value: object, pattern: re.Pattern[str], shape: str) -> Decimal:
     if isinstance(value, Decimal) and value.is_finite():
+        # Built in Python: hold it to the same bounds as the wire, so its JSON parses back.
+        if not pattern.fullmatch(_to_wire(value)):
+            raise ValueError(f"expected a decimal such as {shape} (bounded digits), got {value}")
         return value
     if not isinstance(value, str):
         raise ValueError(f"expected a decimal string such as {shape}, got {type(value).__name__}")
@@ -98,7 +103,7 @@ Quantity = Annotated[
     BeforeValidator(lambda v: _decimal_from(v, _UNSIGNED_RE, '"100" or "0.5"')),
     _positive_bounded(MAX_QUANTITY),
     _WIRE,
-    WithJsonSchema({"type": "string", "pattern": r"^\d{1,12}(\.\d{1,10})?$"}),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,10})?$"}),
 ]
 """A strictly positive quantity, a decimal string on the wire."""
 
@@ -107,7 +112,7 @@ Price = Annotated[
     BeforeValidator(lambda v: _decimal_from(v, _UNSIGNED_RE, '"187.25"')),
     _positive_bounded(MAX_PRICE),
     _WIRE,
-    WithJsonSchema({"type": "string", "pattern": r"^\d{1,12}(\.\d{1,10})?$"}),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,10})?$"}),
 ]
 """A strictly positive price, a decimal string on the wire."""
 
@@ -115,6 +120,6 @@ Amount = Annotated[
     Decimal,
     BeforeValidator(lambda v: _decimal_from(v, _SIGNED_RE, '"-1250.50"')),
     _WIRE,
-    WithJsonSchema({"type": "string", "pattern": r"^-?\d{1,18}(\.\d{1,18})?$"}),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]{1,18}(\.[0-9]{1,18})?$"}),
 ]
 """A signed amount of money or quantity (cash deltas, P&L), a decimal string on the wire."""

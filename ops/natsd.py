@@ -31,7 +31,7 @@ def nats_server_binary() -> Path:
 def _healthy(layout: NatsLayout) -> bool:
     url = f"{layout.monitor_url}/healthz?js-enabled-only=true"
     try:
-        with urllib.request.urlopen(url, timeout=0.5) as resp:  # noqa: S310 - loopback URL
+        with urllib.request.urlopen(url, timeout=0.5) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
