@@ -104,6 +104,11 @@ class ConsumerRuntime(Generic[T]):
         self._stopping = asyncio.Event()
         self._sub: JetStreamContext.PullSubscription | None = None
 
+    @property
+    def bound(self) -> bool:
+        """True once the pull subscription is bound to the durable consumer."""
+        return self._sub is not None
+
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run` (graceful drain)."""
         self._stopping.set()

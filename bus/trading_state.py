@@ -13,6 +13,7 @@ from datetime import datetime
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from bus.metrics import TRADING_STATE
@@ -24,6 +25,21 @@ from contracts.topology import CONTROL
 log = logging.getLogger("tradeops.trading_state")
 
 Listener = Callable[[TradingState], None]
+
+
+async def latest_control(
+    js: JetStreamContext,
+) -> tuple[str, bytes, dict[str, str] | None] | None:
+    """Return (subject, data, headers) of the newest control message, or None if none yet."""
+    latest: tuple[int, str, bytes, dict[str, str] | None] | None = None
+    for subject in s.CONTROL_SUBJECTS:
+        try:
+            raw = await js.get_msg(CONTROL, subject=subject, direct=True)
+        except NotFoundError:
+            continue
+        if raw.seq is not None and (latest is None or raw.seq > latest[0]):
+            latest = (raw.seq, subject, raw.data or b"", raw.headers)
+    return None if latest is None else latest[1:]
 
 
 class TradingStateWatch:
@@ -51,16 +67,9 @@ class TradingStateWatch:
 
     async def refresh(self) -> None:
         """Read the latest control message from the CONTROL stream (after start or reconnect)."""
-        latest: tuple[int, bytes, str, dict[str, str] | None] | None = None
-        for subject in s.CONTROL_SUBJECTS:
-            try:
-                raw = await self.js.get_msg(CONTROL, subject=subject, direct=True)
-            except NotFoundError:
-                continue
-            if raw.seq is not None and (latest is None or raw.seq > latest[0]):
-                latest = (raw.seq, raw.data or b"", subject, raw.headers)
+        latest = await latest_control(self.js)
         if latest is not None:
-            self._apply(latest[2], latest[1], latest[3])
+            self._apply(*latest)
 
     async def _on_msg(self, msg: Msg) -> None:
         self._apply(msg.subject, msg.data, msg.headers)

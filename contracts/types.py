@@ -18,6 +18,8 @@ ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 # form (and the JSON Schema pattern) does not carry.
 _UNSIGNED_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,10})?")
 _SIGNED_RE = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
+_MAX_WIRE_DIGITS = 18
+"""The widest digit count either pattern admits, on each side of the point."""
 
 MAX_QUANTITY = Decimal("1000000000")
 MAX_PRICE = Decimal("1000000000")
@@ -64,8 +66,14 @@ class TradingState(StrEnum):
 
 def _decimal_from(value: object, pattern: re.Pattern[str], shape: str) -> Decimal:
     if isinstance(value, Decimal) and value.is_finite():
-        # Built in Python: hold it to the same bounds as the wire, so its JSON parses back.
-        if not pattern.fullmatch(_to_wire(value)):
+        # Built in Python: hold it to the wire's bounds, so its JSON parses back. The magnitude
+        # check runs first, as formatting 1E+999999999 would spell out a billion digits.
+        exponent = value.as_tuple().exponent
+        if (
+            value.adjusted() >= _MAX_WIRE_DIGITS
+            or (isinstance(exponent, int) and exponent < -_MAX_WIRE_DIGITS)
+            or not pattern.fullmatch(_to_wire(value))
+        ):
             raise ValueError(f"expected a decimal such as {shape} (bounded digits), got {value}")
         return value
     if not isinstance(value, str):

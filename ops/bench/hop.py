@@ -1,0 +1,409 @@
+"""The hop benchmark: one agent step done by tradeops' runtime, by raw nats-py and by FastStream.
+
+A hop reads N pre-published `SubmitIntent`s from an input stream, validates each, builds its
+`IntentAccepted`, publishes it signed with `Nats-Msg-Id` to an output stream and acks the input
+after the publish is acknowledged. The work per message is the same in every variant, so the
+comparison is of the plumbing. All variants run in one process against one nats-server (mutual
+TLS, file storage) started here, each on its own streams, consumer and ops connection, in
+alternating rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from bus import (
+    ConsumerRuntime,
+    Credentials,
+    Delivery,
+    Emit,
+    Outcome,
+    Publisher,
+    Signer,
+    connect,
+)
+from bus.provision import consumer_config, stream_config
+from bus.publisher import INTENT_HEADER, KIND_HEADER, MSG_ID_HEADER
+from contracts import Identity, IntentAccepted, Side, SubmitIntent, TradeIntent, parse
+from contracts import subjects as s
+from contracts.topology import ConsumerSpec, StreamSpec
+from ops.certs import CertPaths, init_certs
+from ops.natsconf import NatsLayout
+from ops.natsd import NatsServer
+
+TARGET_VS_RAW = 0.9
+"""The runtime must reach this fraction of hand-tuned nats-py's throughput."""
+TARGET_VS_FASTSTREAM = 3.0
+"""The runtime must reach this multiple of FastStream's throughput."""
+
+PAYLOAD_BYTES = 256
+FETCH_BATCH = 500
+FETCH_TIMEOUT_S = 1.0
+PUB_ACK_TIMEOUT_S = 10.0
+WARMUP_MSGS = 500
+SYMBOL = "AAPL"
+PRODUCER = Identity.INGESTOR
+"""The hop is the ingestor's step: its events are produced and signed as the ingestor."""
+
+
+class Variant(StrEnum):
+    RUNTIME = "runtime"
+    RAW = "raw"
+    FASTSTREAM = "faststream"
+
+
+@dataclass(frozen=True)
+class HopRun:
+    """One timed run of one variant."""
+
+    variant: Variant
+    round: int
+    n: int
+    seconds: float
+    """From the first fetch to the last output's publish acknowledgement."""
+    outputs: int
+    """Messages in the output stream afterwards."""
+    inputs_acked: int
+    """Input messages acknowledged (the consumer's ack floor)."""
+
+    @property
+    def msgs_per_s(self) -> float:
+        return self.n / self.seconds
+
+
+@dataclass(frozen=True)
+class HopResult:
+    """Every run of the hop benchmark, with medians and the ratios the targets are set on."""
+
+    n: int
+    rounds: int
+    runs: tuple[HopRun, ...]
+
+    def rates(self, variant: Variant) -> list[float]:
+        return [r.msgs_per_s for r in self.runs if r.variant is variant]
+
+    def median(self, variant: Variant) -> float:
+        return statistics.median(self.rates(variant))
+
+    @property
+    def runtime_vs_raw(self) -> float:
+        return self.median(Variant.RUNTIME) / self.median(Variant.RAW)
+
+    @property
+    def runtime_vs_faststream(self) -> float:
+        return self.median(Variant.RUNTIME) / self.median(Variant.FASTSTREAM)
+
+
+@dataclass(frozen=True)
+class _Lane:
+    """One run's own streams, subjects and durable consumer."""
+
+    tag: str
+
+    @property
+    def in_stream(self) -> str:
+        return f"BENCH_{self.tag}_IN"
+
+    @property
+    def out_stream(self) -> str:
+        return f"BENCH_{self.tag}_OUT"
+
+    @property
+    def in_subject(self) -> str:
+        return f"bench.{self.tag}.{s.of(s.INTENT_SUBMITTED, SYMBOL)}"
+
+    @property
+    def out_subject(self) -> str:
+        return f"bench.{self.tag}.{s.of(s.INTENT_ACCEPTED, SYMBOL)}"
+
+    @property
+    def consumer(self) -> ConsumerSpec:
+        return ConsumerSpec(self.in_stream, f"hop-{self.tag}", PRODUCER, self.in_subject)
+
+
+@dataclass(frozen=True)
+class _Env:
+    """What every run needs: the server's URL, the ops credentials and the signer."""
+
+    url: str
+    credentials: Credentials
+    signer: Signer
+
+
+# --- the work, identical in every variant -------------------------------------------------------
+
+
+def submissions(n: int) -> list[bytes]:
+    """Return `n` valid `SubmitIntent` payloads of about 256 bytes, each with its own intent id."""
+
+    def one(rationale: str) -> bytes:
+        return (
+            SubmitIntent(
+                account="paper-1",
+                symbol=SYMBOL,
+                side=Side.BUY,
+                quantity=Decimal("10"),
+                strategy="bench-hop",
+                rationale=rationale,
+                intent_id=uuid.uuid4(),
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    pad = max(0, PAYLOAD_BYTES - len(one("")))
+    rationale = ("momentum above the 20-day mean; " * 16)[:pad]
+    return [one(rationale) for _ in range(n)]
+
+
+def accept(submitted: SubmitIntent) -> IntentAccepted:
+    """Build the hop's output event for one validated submission."""
+    intent_id = submitted.intent_id or uuid.uuid4()
+    return IntentAccepted.derive(
+        intent_id=intent_id,
+        producer=PRODUCER,
+        intent=TradeIntent.from_submission(submitted, intent_id),
+        reference_price=None,
+        reference_price_ts=None,
+    )
+
+
+def encode(signer: Signer, subject: str, event: IntentAccepted) -> tuple[bytes, dict[str, str]]:
+    """Return payload and headers exactly as `bus.Publisher.encode` builds them."""
+    payload = event.model_dump_json().encode()
+    headers = signer.headers(subject, payload)
+    headers[MSG_ID_HEADER] = str(event.event_id)
+    headers[KIND_HEADER] = event.kind
+    headers[INTENT_HEADER] = str(event.intent_id)
+    return payload, headers
+
+
+# --- the three variants ---------------------------------------------------------------------------
+
+
+class _AckCounter(Publisher):
+    """The runtime's publisher, noting when the n-th publish acknowledgement arrived."""
+
+    def __init__(self, js: JetStreamContext, signer: Signer, n: int) -> None:
+        super().__init__(js, signer, ack_timeout_s=PUB_ACK_TIMEOUT_S)
+        self.n = n
+        self.acked = 0
+        self.finished = 0.0
+        self.done = asyncio.Event()
+
+    async def settle(self, futures: Sequence[asyncio.Future[PubAck]]) -> list[bool]:
+        results = await super().settle(futures)
+        self.acked += sum(results)
+        if self.acked >= self.n and not self.done.is_set():
+            self.finished = time.perf_counter()
+            self.done.set()
+        return results
+
+
+async def _run_runtime(env: _Env, lane: _Lane, n: int) -> float:
+    nc = await connect(env.url, env.credentials)
+    try:
+        js = nc.jetstream()
+        publisher = _AckCounter(js, env.signer, n)
+
+        def decode(msg: Msg) -> SubmitIntent:
+            return parse(SubmitIntent, msg.data)
+
+        async def handle(items: Sequence[Delivery[SubmitIntent]]) -> Sequence[Outcome]:
+            return [[Emit(lane.out_subject, accept(item.value))] for item in items]
+
+        runtime = ConsumerRuntime(
+            js, lane.consumer, decode, handle, publisher, batch_size=FETCH_BATCH
+        )
+        started = time.perf_counter()
+        task = asyncio.create_task(runtime.run())
+        done = asyncio.create_task(publisher.done.wait())
+        await asyncio.wait({task, done}, return_when=asyncio.FIRST_COMPLETED)
+        runtime.stop()
+        done.cancel()
+        await task  # finishes the batch in hand (its acks), then returns
+        await nc.flush()
+        return publisher.finished - started
+    finally:
+        await nc.close()
+
+
+async def _run_raw(env: _Env, lane: _Lane, n: int) -> float:
+    nc = await connect(env.url, env.credentials)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe_bind(durable=lane.consumer.durable, stream=lane.in_stream)
+        handled = 0
+        started = finished = time.perf_counter()
+        while handled < n:
+            try:
+                msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
+            except (NatsTimeoutError, TimeoutError):
+                continue
+            futures = []
+            for msg in msgs:
+                event = accept(parse(SubmitIntent, msg.data))
+                payload, headers = encode(env.signer, lane.out_subject, event)
+                futures.append(await js.publish_async(lane.out_subject, payload, headers=headers))
+            await asyncio.wait_for(asyncio.gather(*futures), PUB_ACK_TIMEOUT_S)
+            finished = time.perf_counter()
+            for msg in msgs:
+                await msg.ack()
+            handled += len(msgs)
+        await nc.flush()
+        return finished - started
+    finally:
+        await nc.close()
+
+
+async def _run_faststream(env: _Env, lane: _Lane, n: int) -> float:
+    # What a FastStream user writes: a pull subscriber fetching batches and handling each message
+    # concurrently, a stream publisher awaiting its acknowledgement, ack after the handler returns.
+    from faststream.nats import JStream, NatsBroker, NatsSecurity, PullSub
+    from faststream.nats.annotations import NatsMessage
+
+    broker = NatsBroker(
+        env.url,
+        security=NatsSecurity(ssl_context=env.credentials.ssl_context()),
+        inbox_prefix=s.inbox_prefix(env.credentials.identity),
+        pending_size=64 * 1024 * 1024,  # as bus.connect
+        logger=None,
+    )
+    out = broker.publisher(
+        lane.out_subject, stream=JStream(lane.out_stream, declare=False), timeout=PUB_ACK_TIMEOUT_S
+    )
+    done = asyncio.Event()
+    acked = 0
+    finished = 0.0
+
+    async def hop(msg: NatsMessage) -> None:
+        nonlocal acked, finished
+        event = accept(parse(SubmitIntent, msg.body))
+        payload, headers = encode(env.signer, lane.out_subject, event)
+        await out.publish(payload, headers=headers)
+        acked += 1
+        if acked == n:
+            finished = time.perf_counter()
+            done.set()
+
+    subscribe = broker.subscriber(
+        lane.in_subject,
+        stream=JStream(lane.in_stream, declare=False),
+        durable=lane.consumer.durable,
+        pull_sub=PullSub(batch_size=FETCH_BATCH, timeout=FETCH_TIMEOUT_S),
+    )
+    subscribe(hop)
+    await broker.connect()
+    try:
+        started = time.perf_counter()
+        await broker.start()
+        await done.wait()
+        return finished - started
+    finally:
+        await broker.stop()  # waits for the running handlers, whose acks follow their publish
+
+
+RUNNERS = {
+    Variant.RUNTIME: _run_runtime,
+    Variant.RAW: _run_raw,
+    Variant.FASTSTREAM: _run_faststream,
+}
+
+
+# --- one run: streams, preload, run, check, clean up ----------------------------------------------
+
+
+async def _prepare(js: JetStreamContext, lane: _Lane, payloads: Sequence[bytes]) -> None:
+    for name, subject in ((lane.in_stream, lane.in_subject), (lane.out_stream, lane.out_subject)):
+        await js.add_stream(stream_config(StreamSpec(name, (subject,)), replicas=1))
+    await js.add_consumer(lane.in_stream, consumer_config(lane.consumer))
+    for payload in payloads:
+        await js.publish_async(lane.in_subject, payload)
+    await asyncio.wait_for(js.publish_async_completed(), 30.0)
+
+
+async def _outcome(js: JetStreamContext, lane: _Lane, n: int) -> tuple[int, int]:
+    """Return (outputs, inputs acked), waiting briefly for the server to apply the last acks."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        outputs = (await js.stream_info(lane.out_stream)).state.messages
+        floor = (await js.consumer_info(lane.in_stream, lane.consumer.durable)).ack_floor
+        acked = floor.stream_seq if floor else 0
+        if (outputs >= n and acked >= n) or time.monotonic() > deadline:
+            return int(outputs), int(acked)
+        await asyncio.sleep(0.05)
+
+
+async def _run_once(
+    env: _Env, js: JetStreamContext, variant: Variant, round_: int, n: int
+) -> HopRun:
+    lane = _Lane(f"{variant}_{round_}_{uuid.uuid4().hex[:8]}".upper())
+    await _prepare(js, lane, submissions(n))
+    try:
+        seconds = await asyncio.wait_for(RUNNERS[variant](env, lane, n), 30.0 + n / 200)
+        outputs, acked = await _outcome(js, lane, n)
+    finally:
+        await js.delete_stream(lane.in_stream)
+        await js.delete_stream(lane.out_stream)
+    return HopRun(variant, round_, n, seconds, outputs, acked)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def run_hop_bench(n: int, rounds: int, *, warmup: bool = True) -> HopResult:
+    """Run every variant `rounds` times, alternating, on `n` messages; return all runs.
+
+    A short untimed warm-up run of each variant goes first unless `warmup` is false.
+    """
+    with tempfile.TemporaryDirectory(prefix="tradeops-bench-") as tmp:
+        data_dir = Path(tmp)
+        paths, _ = init_certs(data_dir)
+        layout = NatsLayout(
+            certs=CertPaths(paths.certs_dir),
+            store_dir=data_dir / "jetstream",
+            port=_free_port(),
+            monitor_port=_free_port(),
+        )
+        server = NatsServer(layout, data_dir / "nats.conf", data_dir / "nats.log")
+        await server.start()
+        try:
+            env = _Env(
+                url=layout.url,
+                credentials=Credentials(Identity.OPS, paths.certs_dir),
+                signer=Signer.from_file(PRODUCER, paths.signing_key(PRODUCER)),
+            )
+            setup = await connect(env.url, env.credentials)
+            try:
+                js = setup.jetstream()
+                if warmup:
+                    for variant in Variant:
+                        await _run_once(env, js, variant, 0, min(n, WARMUP_MSGS))
+                runs = [
+                    await _run_once(env, js, variant, round_, n)
+                    for round_ in range(1, rounds + 1)
+                    for variant in Variant
+                ]
+            finally:
+                await setup.close()
+        finally:
+            await server.stop()
+    return HopResult(n, rounds, tuple(runs))

@@ -1,0 +1,76 @@
+"""The `tradeops` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from contracts.schema import export_schemas
+from ops.certs import init_certs
+from ops.cli_common import DEFAULT_DATA_DIR, DataDir
+from ops.cli_stack import register as register_stack
+from ops.natsconf import REFERENCE_LAYOUT, render_single_node
+
+app = typer.Typer(
+    name="tradeops",
+    help="AI-assisted trading operations on NATS JetStream.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+certs_app = typer.Typer(
+    help="Identities: the CA and one certificate per identity.", no_args_is_help=True
+)
+contracts_app = typer.Typer(help="The message contracts.", no_args_is_help=True)
+nats_app = typer.Typer(help="nats-server configuration.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(nats_app, name="nats")
+
+
+@certs_app.command("init")
+def certs_init(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Create the CA, the server certificate, and each identity's certificate and signing key."""
+    paths, created = init_certs(data_dir)
+    if created:
+        for path in created:
+            typer.echo(f"created {path}")
+    else:
+        typer.echo(f"all identities already exist in {paths.certs_dir}; nothing overwritten")
+
+
+@contracts_app.command("export")
+def contracts_export(directory: Annotated[Path, typer.Argument(help="Output directory.")]) -> None:
+    """Write one JSON Schema per message, for clients in any language."""
+    for path in export_schemas(directory):
+        typer.echo(str(path))
+
+
+@nats_app.command("config")
+def nats_config(
+    out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
+) -> None:
+    """Render the reference single-node configuration (as committed in nats/)."""
+    text = render_single_node(REFERENCE_LAYOUT)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")
+
+
+register_stack(app)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app()
+
+
+if __name__ == "__main__":
+    main()

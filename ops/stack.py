@@ -1,0 +1,213 @@
+"""The embedded stack: nats-server, Postgres and every agent on one machine, supervised."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import urllib.request
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agents.registry import available_agents
+from agents.settings import Settings
+from bus import Credentials, connect, provision
+from contracts import Identity
+from ops.certs import CertPaths, init_certs
+from ops.natsconf import NatsLayout, write_config
+from ops.natsd import nats_server_binary, wait_healthy
+from ops.supervisor import Supervised
+
+log = logging.getLogger("tradeops.stack")
+
+Progress = Callable[[str], None]
+
+
+def run_dir(data_dir: Path) -> Path:
+    return data_dir / "run"
+
+
+def state_file(data_dir: Path) -> Path:
+    return run_dir(data_dir) / "stack.json"
+
+
+def pid_file(data_dir: Path) -> Path:
+    return run_dir(data_dir) / "stack.pid"
+
+
+def nats_layout(settings: Settings) -> NatsLayout:
+    return NatsLayout(
+        certs=CertPaths(settings.certs_dir),
+        store_dir=(settings.data_dir / "nats" / "jetstream").resolve(),
+        port=settings.nats_port,
+        monitor_port=settings.nats_monitor_port,
+    )
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+class EmbeddedStack:
+    """Starts, supervises and stops the whole system in one data directory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        agents: Sequence[Identity] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.agents = list(available_agents() if agents is None else agents)
+        self.progress = progress or (lambda _msg: None)
+        self.layout = nats_layout(settings)
+        self.database_url = settings.database_url
+        self.embedded_db = settings.database_url is None
+        self.components: dict[str, Supervised] = {}
+        self._pg: Any = None
+        self._state = "starting"
+        self._writer: asyncio.Task[None] | None = None
+
+    # -- start ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        run_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
+        pid_file(self.data_dir).write_text(str(os.getpid()))
+        self._writer = asyncio.create_task(self._write_state_forever())
+        self.progress("certificates")
+        _, created = init_certs(self.data_dir)
+        if created:
+            log.info("created %d certificate and key files", len(created))
+        await self._start_nats()
+        if self.embedded_db:
+            self.progress("postgres (embedded)")
+            self.database_url = await asyncio.to_thread(self._start_postgres)
+        self.progress("provisioning streams and consumers")
+        nc = await connect(self.layout.url, Credentials(Identity.OPS, self.settings.certs_dir))
+        try:
+            await provision(nc.jetstream(), replicas=self.settings.stream_replicas)
+        finally:
+            await nc.close()
+        for agent in self.agents:
+            self.progress(f"agent {agent}")
+            await self._start_agent(agent)
+        self._state = "running"
+        self.write_state()
+
+    async def _start_nats(self) -> None:
+        self.progress("nats-server (JetStream, mutual TLS)")
+        config = write_config(self.layout, self.data_dir / "nats" / "nats.conf")
+        server = Supervised(
+            "nats-server",
+            [str(nats_server_binary()), "-c", str(config)],
+            self.data_dir / "logs" / "nats-server.log",
+            health_url=f"{self.layout.monitor_url}/healthz",
+        )
+        self.components[server.name] = server
+        await server.start()
+        await wait_healthy(self.layout)
+
+    def _start_postgres(self) -> str:
+        from pgserver import get_server  # type: ignore[attr-defined]  # noqa: PLC0415
+
+        pgdata = self.data_dir / "pg"
+        pgdata.mkdir(parents=True, exist_ok=True)
+        self._pg = get_server(pgdata, cleanup_mode="stop")
+        return str(self._pg.get_uri())
+
+    async def _start_agent(self, agent: Identity) -> None:
+        port = self.settings.health_ports[agent]
+        env = {
+            "TRADEOPS_DATA_DIR": str(self.data_dir),
+            "TRADEOPS_NATS_PORT": str(self.settings.nats_port),
+        }
+        if self.database_url:
+            env["TRADEOPS_DATABASE_URL"] = self.database_url
+        proc = Supervised(
+            str(agent),
+            [
+                sys.executable,
+                "-m",
+                "ops.cli",
+                "agent",
+                "run",
+                str(agent),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            self.data_dir / "logs" / f"{agent}.log",
+            env=env,
+            health_url=f"http://{self.settings.health_host}:{port}",
+        )
+        self.components[proc.name] = proc
+        await proc.start()
+
+    async def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Wait until every agent's /readyz answers 200."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        pending = {a: f"{self.components[str(a)].health_url}/readyz" for a in self.agents}
+        while pending:
+            for agent, url in list(pending.items()):
+                if await asyncio.to_thread(_ready, url):
+                    self.progress(f"{agent} ready")
+                    del pending[agent]
+            if pending and loop.time() > deadline:
+                raise TimeoutError(f"agents not ready after {timeout_s}s: {sorted(pending)}")
+            await asyncio.sleep(0.2)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "state": self._state,
+            "updated_at": datetime.now(UTC).isoformat(),
+            "data_dir": str(self.data_dir),
+            "nats": {"url": self.layout.url, "monitor_url": self.layout.monitor_url},
+            "database": {"url": self.database_url, "embedded": self.embedded_db},
+            "components": {name: c.describe() for name, c in self.components.items()},
+        }
+
+    def write_state(self) -> None:
+        path = state_file(self.data_dir)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.describe(), indent=2))
+        tmp.replace(path)
+
+    async def _write_state_forever(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                self.write_state()
+            await asyncio.sleep(0.5)
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop agents first (they drain), then nats-server, then Postgres. No orphans."""
+        self._state = "stopping"
+        self.write_state()
+        agents = [c for n, c in self.components.items() if n != "nats-server"]
+        await asyncio.gather(*(c.stop() for c in agents))
+        if "nats-server" in self.components:
+            await self.components["nats-server"].stop()
+        if self._pg is not None:
+            await asyncio.to_thread(self._pg.cleanup)
+            self._pg = None
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        self._state = "stopped"
+        self.write_state()
+        pid_file(self.data_dir).unlink(missing_ok=True)

@@ -1,0 +1,460 @@
+"""Least privilege against a real nats-server: every identity can do its own job and no more.
+
+Denials are proven by what the server did (nothing stored, nothing acked, nothing changed) and by
+the `tradeops_permission_violations_total` counter fed by the connection's error callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from prometheus_client import REGISTRY
+
+from bus import Credentials, connect
+from contracts import Identity
+from contracts import subjects as s
+from contracts import topology as t
+from contracts.types import AGENTS
+from ops.certs import CertPaths, init_certs, issue
+from ops.natsd import NatsServer
+from tests.conftest import ConnectAs
+
+pytestmark = pytest.mark.integration
+
+DENIED_TIMEOUT_S = 0.5
+"""How long a request-style call waits before a denial surfaces as a timeout."""
+
+# What a request-style call raises when the server drops it for lack of permission.
+REQUEST_DENIED = (nats.errors.TimeoutError, nats.errors.NoRespondersError)
+
+# Each agent's first work consumer: what feeds it and what the agent publishes after handling.
+WORK = {
+    Identity.INGESTOR: (t.INTENTS, "ingestor", "intent.submitted.AAPL", "intent.accepted.AAPL"),
+    Identity.ANALYST: (t.INTENTS, "analyst", "intent.accepted.AAPL", "intent.analyzed.AAPL"),
+    Identity.RISK: (t.INTENTS, "risk", "intent.analyzed.AAPL", "risk.approved.AAPL"),
+    Identity.EXECUTOR: (t.RISK, "executor", "risk.approved.AAPL", "order.filled.AAPL"),
+    Identity.LEDGER: (t.ORDERS, "ledger", "order.filled.AAPL", "ledger.posted.ACC1"),
+}
+
+
+def violations(identity: Identity | str) -> float:
+    """Return the permission violations counted so far for `identity` (process-wide counter)."""
+    value = REGISTRY.get_sample_value(
+        "tradeops_permission_violations_total", {"identity": str(identity)}
+    )
+    return value or 0.0
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 2.0) -> bool:
+    """Poll `condition` until it holds or `timeout_s` passes; return whether it held."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def stored(js: JetStreamContext, stream: str) -> int:
+    """Return how many messages `stream` holds (asked as ops)."""
+    info = await js.stream_info(stream)
+    return int(info.state.messages)
+
+
+async def topology_names(js: JetStreamContext) -> tuple[set[str], set[str]]:
+    """Return the stream names and the INTENTS consumer names (asked as ops)."""
+    streams = {i.config.name for i in await js.streams_info()}
+    consumers = {c.name for c in await js.consumers_info(t.INTENTS)}
+    return streams, consumers
+
+
+def tls_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    """Return a client TLS context trusting `ca`, presenting `cert` when given."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+    if cert is not None:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+async def connect_once(url: str, ctx: ssl.SSLContext, errors: list[Exception]) -> NATS:
+    """Connect with `ctx`, no reconnect, collecting what the error callback reports."""
+
+    async def error_cb(exc: Exception) -> None:
+        errors.append(exc)
+
+    return await nats.connect(
+        servers=[url],
+        tls=ctx,
+        allow_reconnect=False,
+        max_reconnect_attempts=0,
+        connect_timeout=2,
+        error_cb=error_cb,
+    )
+
+
+# --- each identity can do its own job ---------------------------------------------------------
+
+
+async def test_client_publishes_intent_submitted_and_gets_a_puback(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    client = await connect_as(Identity.CLIENT)
+
+    # Act
+    ack = await client.jetstream().publish("intent.submitted.AAPL", b"submit")
+
+    # Assert
+    assert (ack.stream, ack.seq) == (t.INTENTS, 1)
+    raw = await ops_nc.jetstream().get_msg(t.INTENTS, subject="intent.submitted.AAPL")
+    assert raw.data == b"submit"
+
+
+async def test_ingestor_fetches_and_acks_client_intent_then_publishes_intent_accepted(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    client = await connect_as(Identity.CLIENT)
+    await client.jetstream().publish("intent.submitted.AAPL", b"submit")
+    ingestor = await connect_as(Identity.INGESTOR)
+    js = ingestor.jetstream()
+
+    # Act
+    sub = await js.pull_subscribe_bind(durable="ingestor", stream=t.INTENTS)
+    [msg] = await sub.fetch(1, timeout=2)
+    await msg.ack_sync()
+    ack = await js.publish("intent.accepted.AAPL", b"accepted")
+
+    # Assert
+    assert msg.data == b"submit"
+    assert (ack.stream, ack.seq) == (t.INTENTS, 2)
+    info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+    assert (info.num_ack_pending, info.num_pending, info.ack_floor.stream_seq) == (0, 0, 1)
+
+
+@pytest.mark.parametrize("agent", [a for a in AGENTS if a is not Identity.INGESTOR])
+async def test_agent_consumes_own_consumer_and_publishes_its_output(
+    agent: Identity, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    stream, durable, feed, output = WORK[agent]
+    ops_js = ops_nc.jetstream()
+    await ops_js.publish(feed, b"input")
+    nc = await connect_as(agent)
+    js = nc.jetstream()
+
+    # Act
+    sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+    [msg] = await sub.fetch(1, timeout=2)
+    await msg.ack_sync()
+    ack = await js.publish(output, b"output")
+
+    # Assert
+    assert msg.data == b"input"
+    info = await ops_js.consumer_info(stream, durable)
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
+    raw = await ops_js.get_msg(ack.stream, subject=output)
+    assert (raw.seq, raw.data) == (ack.seq, b"output")
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+async def test_agent_publishes_its_own_dead_letter(
+    agent: Identity, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    nc = await connect_as(agent)
+
+    # Act
+    ack = await nc.jetstream().publish(s.dead_letters(agent), b"dead")
+
+    # Assert
+    assert ack.stream == t.DLQ
+    raw = await ops_nc.jetstream().get_msg(t.DLQ, subject=s.dead_letters(agent))
+    assert raw.data == b"dead"
+
+
+@pytest.mark.parametrize("kv", t.KV_BUCKETS, ids=lambda kv: kv.bucket)
+async def test_kv_writer_puts_and_gets_its_bucket(
+    kv: t.KvSpec, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    [writer] = kv.writers
+    nc = await connect_as(writer)
+
+    # Act
+    bucket = await nc.jetstream().key_value(kv.bucket)
+    revision = await bucket.put("key-1", b"value")
+    entry = await bucket.get("key-1")
+
+    # Assert
+    assert (entry.revision, entry.value) == (revision, b"value")
+    ops_bucket = await ops_nc.jetstream().key_value(kv.bucket)
+    assert (await ops_bucket.get("key-1")).value == b"value"
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+async def test_agent_reads_last_control_message_by_direct_get_after_ops_kill(
+    agent: Identity, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    await ops_nc.jetstream().publish(s.CONTROL_KILL, b"kill")
+    nc = await connect_as(agent)
+
+    # Act
+    raw = await nc.jetstream().get_msg(t.CONTROL, subject=s.CONTROL_KILL, direct=True)
+
+    # Assert
+    assert (raw.seq, raw.data) == (1, b"kill")
+
+
+async def test_agent_receives_ops_kill_on_its_control_subscription(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    nc = await connect_as(Identity.EXECUTOR)
+    sub = await nc.subscribe(s.CONTROL_ALL)
+    await nc.flush()
+
+    # Act
+    ack = await ops_nc.jetstream().publish(s.CONTROL_KILL, b"kill")
+    msg = await sub.next_msg(timeout=2)
+
+    # Assert
+    assert (ack.stream, msg.subject, msg.data) == (t.CONTROL, s.CONTROL_KILL, b"kill")
+
+
+# --- and nothing else -------------------------------------------------------------------------
+
+
+async def test_analyst_publishing_risk_approved_is_denied_and_nothing_is_stored(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    analyst = await connect_as(Identity.ANALYST)
+    before = violations(Identity.ANALYST)
+
+    # Act / Assert: the publish is dropped, so no PubAck comes back
+    with pytest.raises(REQUEST_DENIED):
+        await analyst.jetstream(timeout=DENIED_TIMEOUT_S).publish("risk.approved.X", b"approve")
+
+    # Assert
+    assert await stored(ops_nc.jetstream(), t.RISK) == 0
+    assert await until(lambda: violations(Identity.ANALYST) == before + 1)
+
+
+async def test_client_publishing_control_kill_is_denied_and_nothing_is_stored(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    client = await connect_as(Identity.CLIENT)
+    before = violations(Identity.CLIENT)
+
+    # Act / Assert
+    with pytest.raises(REQUEST_DENIED):
+        await client.jetstream(timeout=DENIED_TIMEOUT_S).publish(s.CONTROL_KILL, b"kill")
+
+    # Assert
+    assert await stored(ops_nc.jetstream(), t.CONTROL) == 0
+    assert await until(lambda: violations(Identity.CLIENT) == before + 1)
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+@pytest.mark.parametrize("subject", s.CONTROL_SUBJECTS)
+async def test_agent_writing_trading_state_is_denied_and_control_stream_stays_empty(
+    agent: Identity, subject: str, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    nc = await connect_as(agent)
+    before = violations(agent)
+
+    # Act: a core publish and a JetStream publish
+    await nc.publish(subject, b"state")
+    await nc.flush()
+    with pytest.raises(REQUEST_DENIED):
+        await nc.jetstream(timeout=DENIED_TIMEOUT_S).publish(subject, b"state")
+
+    # Assert
+    assert await stored(ops_nc.jetstream(), t.CONTROL) == 0
+    assert await until(lambda: violations(agent) == before + 2)
+
+
+async def test_analyst_fetching_from_ingestor_consumer_times_out_and_message_stays_pending(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    await ops_nc.jetstream().publish("intent.submitted.AAPL", b"submit")
+    analyst = await connect_as(Identity.ANALYST)
+    before = violations(Identity.ANALYST)
+    stolen = await analyst.jetstream().pull_subscribe_bind(durable="ingestor", stream=t.INTENTS)
+
+    # Act / Assert
+    with pytest.raises(nats.errors.TimeoutError):
+        await stolen.fetch(1, timeout=DENIED_TIMEOUT_S)
+
+    # Assert: nothing was delivered; the owner still gets the message
+    info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+    assert (info.num_pending, info.num_ack_pending, info.delivered.stream_seq) == (1, 0, 0)
+    assert await until(lambda: violations(Identity.ANALYST) > before)
+    ingestor = await connect_as(Identity.INGESTOR)
+    own = await ingestor.jetstream().pull_subscribe_bind(durable="ingestor", stream=t.INTENTS)
+    [msg] = await own.fetch(1, timeout=2)
+    assert msg.data == b"submit"
+
+
+async def test_analyst_acking_on_ingestor_consumer_is_denied_and_message_stays_ack_pending(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange: the ingestor holds a message without acking it
+    ops_js = ops_nc.jetstream()
+    await ops_js.publish("intent.submitted.AAPL", b"submit")
+    ingestor = await connect_as(Identity.INGESTOR)
+    sub = await ingestor.jetstream().pull_subscribe_bind(durable="ingestor", stream=t.INTENTS)
+    [msg] = await sub.fetch(1, timeout=2)
+    analyst = await connect_as(Identity.ANALYST)
+    before = violations(Identity.ANALYST)
+
+    # Act: the analyst acks (and terminates) it on the ingestor's ack subject
+    await analyst.publish(msg.reply, b"+ACK")
+    await analyst.publish(msg.reply, b"+TERM")
+    await analyst.flush()
+
+    # Assert
+    assert await until(lambda: violations(Identity.ANALYST) == before + 2)
+    info = await ops_js.consumer_info(t.INTENTS, "ingestor")
+    assert (info.num_ack_pending, info.ack_floor.stream_seq) == (1, 0)
+    # ... while the owner's ack on the same subject does settle it
+    await msg.ack_sync()
+    info = await ops_js.consumer_info(t.INTENTS, "ingestor")
+    assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 1)
+
+
+STREAM_AND_CONSUMER_CHANGES: dict[str, Callable[[JetStreamContext], Awaitable[object]]] = {
+    "add_stream": lambda js: js.add_stream(name="ROGUE", subjects=["rogue.>"]),
+    "delete_stream": lambda js: js.delete_stream(t.INTENTS),
+    "purge_stream": lambda js: js.purge_stream(t.INTENTS),
+    "update_stream": lambda js: js.update_stream(
+        js_api.StreamConfig(name=t.CONTROL, subjects=["control.>", "rogue.>"])
+    ),
+    "add_consumer": lambda js: js.add_consumer(
+        t.INTENTS, js_api.ConsumerConfig(durable_name="rogue", ack_policy=js_api.AckPolicy.NONE)
+    ),
+    "delete_consumer": lambda js: js.delete_consumer(t.INTENTS, "ingestor"),
+}
+
+
+@pytest.mark.parametrize("identity", [Identity.CLIENT, *AGENTS])
+@pytest.mark.parametrize("change", list(STREAM_AND_CONSUMER_CHANGES))
+async def test_non_ops_changing_streams_or_consumers_is_denied_and_topology_is_unchanged(
+    identity: Identity, change: str, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    ops_js = ops_nc.jetstream()
+    await ops_js.publish("intent.submitted.AAPL", b"submit")
+    topology_before = await topology_names(ops_js)
+    control_subjects_before = (await ops_js.stream_info(t.CONTROL)).config.subjects
+    nc = await connect_as(identity)
+    before = violations(identity)
+
+    # Act / Assert
+    with pytest.raises(REQUEST_DENIED):
+        await STREAM_AND_CONSUMER_CHANGES[change](nc.jetstream(timeout=DENIED_TIMEOUT_S))
+
+    # Assert
+    assert await topology_names(ops_js) == topology_before
+    assert await stored(ops_js, t.INTENTS) == 1
+    assert (await ops_js.stream_info(t.CONTROL)).config.subjects == control_subjects_before
+    assert await until(lambda: violations(identity) > before)
+
+
+# --- who may connect at all -------------------------------------------------------------------
+
+
+async def test_connecting_with_own_certificate_succeeds(
+    nats_server: NatsServer, certs_dir: Path
+) -> None:
+    # Arrange: the control case for the refusals below, through the same helper
+    paths = CertPaths(certs_dir)
+    ctx = tls_context(paths.ca, paths.cert("analyst"), paths.key("analyst"))
+    errors: list[Exception] = []
+
+    # Act
+    nc = await connect_once(nats_server.layout.url, ctx, errors)
+
+    # Assert
+    try:
+        assert nc.is_connected
+        assert errors == []
+    finally:
+        await nc.close()
+
+
+async def test_connecting_without_client_certificate_is_refused(
+    nats_server: NatsServer, certs_dir: Path
+) -> None:
+    # Arrange: trusts the server's CA but presents no certificate
+    ctx = tls_context(CertPaths(certs_dir).ca)
+    errors: list[Exception] = []
+
+    # Act / Assert
+    with pytest.raises((ssl.SSLError, ConnectionResetError, nats.errors.NoServersError)):
+        await connect_once(nats_server.layout.url, ctx, errors)
+    assert any(isinstance(e, ssl.SSLError | ConnectionResetError) for e in errors), errors
+
+
+async def test_connecting_with_certificate_from_another_ca_is_refused(
+    nats_server: NatsServer, certs_dir: Path, tmp_path: Path
+) -> None:
+    # Arrange: a certificate with the analyst's own subject, issued by a foreign CA
+    foreign, _ = init_certs(tmp_path / "foreign")
+    ctx = tls_context(CertPaths(certs_dir).ca, foreign.cert("analyst"), foreign.key("analyst"))
+    errors: list[Exception] = []
+
+    # Act / Assert
+    with pytest.raises((ssl.SSLError, ConnectionResetError, nats.errors.NoServersError)):
+        await connect_once(nats_server.layout.url, ctx, errors)
+    assert any(isinstance(e, ssl.SSLError | ConnectionResetError) for e in errors), errors
+
+
+async def test_connecting_with_valid_certificate_of_unknown_identity_is_an_authorization_violation(
+    nats_server: NatsServer, certs_dir: Path, tmp_path: Path
+) -> None:
+    # Arrange: "mallory" is issued by the real CA, into a copy (certs_dir is session-wide)
+    copy = CertPaths(Path(shutil.copytree(certs_dir, tmp_path / "certs")))
+    issue(copy, "mallory")
+    ctx = tls_context(copy.ca, copy.cert("mallory"), copy.key("mallory"))
+    errors: list[Exception] = []
+
+    # Act / Assert
+    with pytest.raises(nats.errors.Error) as refused:
+        await connect_once(nats_server.layout.url, ctx, errors)
+    assert "authorization violation" in str(refused.value).lower()
+
+
+async def test_bus_connect_as_unknown_identity_fails_fast(
+    nats_server: NatsServer, certs_dir: Path, tmp_path: Path
+) -> None:
+    # Arrange
+    copy = Path(shutil.copytree(certs_dir, tmp_path / "certs"))
+    issue(CertPaths(copy), "mallory")
+    credentials = Credentials("mallory", copy)  # type: ignore[arg-type]
+
+    # Act / Assert
+    with pytest.raises(nats.errors.Error):
+        await connect(
+            nats_server.layout.url,
+            credentials,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout_s=2,
+        )
