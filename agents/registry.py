@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 from contracts import AGENTS, Identity
@@ -11,13 +12,23 @@ if TYPE_CHECKING:
     from agents.base import Agent
     from agents.settings import Settings
 
-AGENT_MODULES: dict[Identity, str] = {}
+AGENT_MODULES: dict[Identity, str] = {
+    Identity.INGESTOR: "agents.ingestor:Ingestor",
+    Identity.ANALYST: "agents.analyst:Analyst",
+    Identity.RISK: "agents.risk:RiskGate",
+    Identity.EXECUTOR: "agents.executor:Executor",
+    Identity.LEDGER: "agents.ledger:Ledger",
+}
 """Identity -> `module:Class` of its agent."""
 
 
 def available_agents() -> list[Identity]:
     """Return the agents this installation can run, in pipeline order."""
-    return [a for a in AGENTS if a in AGENT_MODULES]
+    return [
+        a
+        for a in AGENTS
+        if a in AGENT_MODULES and importlib.util.find_spec(AGENT_MODULES[a].partition(":")[0])
+    ]
 
 
 def build_agent(identity: Identity, settings: Settings) -> Agent:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +22,15 @@ class MaxDeliveriesAdvisory(BaseModel):
     consumer: str
     stream_seq: int
     deliveries: int
+
+
+def intent_id_hint(data: bytes) -> uuid.UUID | None:
+    """Best effort: the `intent_id` of a payload that failed validation, if it has a valid one."""
+    try:
+        body = json.loads(data)
+        return uuid.UUID(str(body["intent_id"])) if isinstance(body, dict) else None
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
 
 
 def dead_letter(
@@ -49,6 +59,6 @@ def dead_letter(
         stream=stream,
         stream_seq=stream_seq,
         delivery_count=delivery_count,
-        intent_id=intent_id,
+        intent_id=intent_id or intent_id_hint(data),
     )
     return Emit(dead_letters(agent), event)

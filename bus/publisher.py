@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from bus.signing import Signer
-from contracts import Envelope, IntentEvent
+from contracts import Envelope
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 KIND_HEADER = "Tradeops-Kind"
@@ -48,8 +48,9 @@ class Publisher:
         headers = self.signer.headers(emit.subject, payload)
         headers[MSG_ID_HEADER] = emit.msg_id
         headers[KIND_HEADER] = emit.event.kind
-        if isinstance(emit.event, IntentEvent):
-            headers[INTENT_HEADER] = str(emit.event.intent_id)
+        intent_id = getattr(emit.event, "intent_id", None)
+        if intent_id is not None:
+            headers[INTENT_HEADER] = str(intent_id)
         return payload, headers
 
     async def start(self, emit: Emit) -> asyncio.Future[PubAck]:

@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts.permissions import grants
+from contracts import Identity
+from contracts.permissions import Grant, grants
+from contracts.subjects import inbox_prefix
 from ops.certs import CertPaths, subject_dn
 
 
@@ -34,22 +36,140 @@ def _q(value: str | Path) -> str:
     return json.dumps(str(value))
 
 
+JETSTREAM_ACCOUNT = "TRADEOPS"
+"""The one account with JetStream: every stream, consumer and KV bucket, and the ops user."""
+
+_JS_API_PREFIX = "$JS.API."
+_JS_API_INFO = "$JS.API.INFO"
+_PULL_REQUEST_PREFIX = "$JS.API.CONSUMER.MSG.NEXT."
+
+
+def account_of(identity: Identity) -> str:
+    """Return the account of `identity`: ops shares the JetStream account, others have their own."""
+    return JETSTREAM_ACCOUNT if identity is Identity.OPS else str(identity).upper()
+
+
+def subjects_overlap(a: str, b: str) -> bool:
+    """Return whether some concrete subject matches both `a` and `b` (wildcards allowed)."""
+    left, right = a.split("."), b.split(".")
+    for i, (x, y) in enumerate(zip(left, right, strict=False)):
+        if ">" in (x, y):
+            return True
+        if x != y and "*" not in (x, y):
+            return False
+        if i == min(len(left), len(right)) - 1 and len(left) != len(right):
+            return False
+    return len(left) == len(right)
+
+
+def _response_type(subject: str) -> str:
+    # A pull request is answered with many messages (the batch); everything else with one.
+    return "stream" if subject.startswith(_PULL_REQUEST_PREFIX) else "singleton"
+
+
+def _share(subject: str) -> str:
+    # The JetStream API serves the account named in the request's client info, which the server
+    # passes along the JetStream account's own import of `$JS.API.>` only when it is shared.
+    return ", share: true" if subject.startswith(_JS_API_PREFIX) else ""
+
+
+def _imported_subscriptions(grant: Grant) -> tuple[str, ...]:
+    # Replies reach the private inbox through the service imports; no import needed for them.
+    inbox = f"{inbox_prefix(grant.identity)}."
+    return tuple(x for x in grant.subscribe if not x.startswith(inbox))
+
+
+def _check_no_overlap(grant: Grant) -> None:
+    # Two overlapping service imports would forward one publish twice.
+    for i, a in enumerate(grant.publish):
+        for b in grant.publish[i + 1 :]:
+            if subjects_overlap(a, b):
+                raise ValueError(
+                    f"{grant.identity} may publish both {a!r} and {b!r}, which overlap; "
+                    "give each subject once in contracts/permissions.py"
+                )
+
+
+def _user(grant: Grant, indent: str) -> list[str]:
+    pub = ", ".join(_q(x) for x in grant.publish)
+    sub = ", ".join(_q(x) for x in grant.subscribe)
+    return [
+        f"{indent}{{",
+        f"{indent}  user: {_q(subject_dn(grant.identity))}",
+        f"{indent}  permissions: {{",
+        f"{indent}    publish: {{ allow: [{pub}] }}",
+        f"{indent}    subscribe: {{ allow: [{sub}] }}",
+        f"{indent}  }}",
+        f"{indent}}}",
+    ]
+
+
+def _service_imports(grant: Grant) -> tuple[str, ...]:
+    # `$JS.API.INFO` is imported (its use stays denied by the user's permissions) only so that
+    # the server does not give the account its own import of `$JS.API.>`, which would answer
+    # "JetStream not enabled for account" to every API request before the JetStream account can.
+    return (*grant.publish, _JS_API_INFO)
+
+
+def _exports(others: tuple[Grant, ...]) -> list[str]:
+    services: dict[str, list[str]] = {}
+    streams: dict[str, list[str]] = {}
+    for grant in others:
+        for subject in _service_imports(grant):
+            services.setdefault(subject, []).append(account_of(grant.identity))
+        for subject in _imported_subscriptions(grant):
+            streams.setdefault(subject, []).append(account_of(grant.identity))
+    lines = []
+    for subject, accounts in services.items():
+        lines.append(
+            f"      {{ service: {_q(subject)}, response_type: {_response_type(subject)}, "
+            f"accounts: [{', '.join(_q(a) for a in accounts)}] }}"
+        )
+    for subject, accounts in streams.items():
+        lines.append(
+            f"      {{ stream: {_q(subject)}, accounts: [{', '.join(_q(a) for a in accounts)}] }}"
+        )
+    return lines
+
+
+def _imports(grant: Grant) -> list[str]:
+    source = _q(JETSTREAM_ACCOUNT)
+    lines = [
+        f"      {{ service: {{ account: {source}, subject: {_q(x)} }}{_share(x)} }}"
+        for x in _service_imports(grant)
+    ]
+    lines += [
+        f"      {{ stream: {{ account: {source}, subject: {_q(x)} }} }}"
+        for x in _imported_subscriptions(grant)
+    ]
+    return lines
+
+
 def render_permissions() -> str:
-    """Return the `authorization` block: one user per certificate subject, allow-lists only."""
-    lines = ["authorization {", "  users = ["]
-    for grant in grants():
-        pub = ", ".join(_q(x) for x in grant.publish)
-        sub = ", ".join(_q(x) for x in grant.subscribe)
-        lines += [
-            "    {",
-            f"      user: {_q(subject_dn(grant.identity))}",
-            "      permissions: {",
-            f"        publish: {{ allow: [{pub}] }}",
-            f"        subscribe: {{ allow: [{sub}] }}",
-            "      }",
-            "    }",
-        ]
-    lines += ["  ]", "}"]
+    """Return the `accounts` block: one user per certificate subject, allow-lists only.
+
+    JetStream lives in one account, shared only with ops. Every other identity has an account of
+    its own that imports exactly the subjects of its grant. nats-server does not check a reply
+    subject against the publisher's permissions, and the server's answer (a PubAck, a direct get,
+    a pull delivery) is published on that reply subject in the requester's account; with the
+    streams in the requester's account, an agent could have the server write into any stream,
+    e.g. replay a signed `control.resume` into CONTROL. Across an import the reply becomes a
+    private `_R_.` subject in the JetStream account, so the answer can only reach the requester's
+    own account, where nothing is stored.
+    """
+    everyone = grants()
+    ops = tuple(g for g in everyone if account_of(g.identity) == JETSTREAM_ACCOUNT)
+    others = tuple(g for g in everyone if account_of(g.identity) != JETSTREAM_ACCOUNT)
+    lines = ["accounts {", f"  {JETSTREAM_ACCOUNT} {{", "    jetstream: enabled", "    users = ["]
+    for grant in ops:
+        lines += _user(grant, "      ")
+    lines += ["    ]", "    exports = [", *_exports(others), "    ]", "  }"]
+    for grant in others:
+        _check_no_overlap(grant)
+        lines += [f"  {account_of(grant.identity)} {{", "    users = ["]
+        lines += _user(grant, "      ")
+        lines += ["    ]", "    imports = [", *_imports(grant), "    ]", "  }"]
+    lines += ["}"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,19 @@
+"""Benchmarks of tradeops' plumbing against the parts it is built on: `python -m ops.bench`."""
+
+from ops.bench.hop import (
+    TARGET_VS_FASTSTREAM,
+    TARGET_VS_RAW,
+    HopResult,
+    HopRun,
+    Variant,
+    run_hop_bench,
+)
+
+__all__ = [
+    "TARGET_VS_FASTSTREAM",
+    "TARGET_VS_RAW",
+    "HopResult",
+    "HopRun",
+    "Variant",
+    "run_hop_bench",
+]

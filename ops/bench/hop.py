@@ -274,8 +274,9 @@ async def _run_raw(env: _Env, lane: _Lane, n: int) -> float:
 async def _run_faststream(env: _Env, lane: _Lane, n: int) -> float:
     # What a FastStream user writes: a pull subscriber fetching batches and handling each message
     # concurrently, a stream publisher awaiting its acknowledgement, ack after the handler returns.
-    from faststream.nats import JStream, NatsBroker, NatsSecurity, PullSub
-    from faststream.nats.annotations import NatsMessage
+    # FastStream is a dev extra only, so it is imported here, not when `ops` is.
+    from faststream.nats import JStream, NatsBroker, NatsSecurity, PullSub  # noqa: PLC0415
+    from faststream.nats.annotations import NatsMessage  # noqa: PLC0415
 
     broker = NatsBroker(
         env.url,

@@ -339,6 +339,66 @@ async def test_analyst_acking_on_ingestor_consumer_is_denied_and_message_stays_a
     assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 1)
 
 
+async def test_client_cannot_make_the_server_write_its_puback_into_control(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange: the server answers a publish on its reply subject, which the client chooses
+    client = await connect_as(Identity.CLIENT)
+    ops_js = ops_nc.jetstream()
+
+    # Act
+    await client.publish("intent.submitted.AAPL", b"submit", reply=s.CONTROL_KILL)
+    await client.flush()
+
+    # Assert: the intent is stored, its PubAck is not
+    assert await until(lambda: False, timeout_s=0.3) is False  # let any answer land
+    assert await stored(ops_js, t.INTENTS) == 1
+    assert await stored(ops_js, t.CONTROL) == 0
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+async def test_agent_cannot_replay_an_old_control_message_into_control_by_direct_get(
+    agent: Identity, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange: resumed, then killed; a replayed resume would be the newest control message
+    ops_js = ops_nc.jetstream()
+    await ops_js.publish(s.CONTROL_RESUME, b"resume", headers={"Tradeops-Signature": "ops"})
+    await ops_js.publish(s.CONTROL_KILL, b"kill")
+    nc = await connect_as(agent)
+
+    # Act: a direct get of the old resume, answered on `control.resume`
+    await nc.publish(f"$JS.API.DIRECT.GET.{t.CONTROL}.{s.CONTROL_RESUME}", b"", reply=s.CONTROL_RESUME)
+    await nc.flush()
+
+    # Assert
+    assert await until(lambda: False, timeout_s=0.3) is False
+    assert await stored(ops_js, t.CONTROL) == 2
+    latest = await ops_js.get_msg(t.CONTROL, subject=s.CONTROL_RESUME)
+    assert latest.seq == 1
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+async def test_agent_cannot_redirect_its_own_outputs_puback_or_deliveries_into_control(
+    agent: Identity, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    stream, durable, feed, output = WORK[agent]
+    ops_js = ops_nc.jetstream()
+    await ops_js.publish(feed, b"input")
+    nc = await connect_as(agent)
+
+    # Act: its own output and its own pull request, each answered on `control.kill`
+    await nc.publish(output, b"output", reply=s.CONTROL_KILL)
+    await nc.publish(
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", b'{"batch": 1}', reply=s.CONTROL_KILL
+    )
+    await nc.flush()
+
+    # Assert
+    assert await until(lambda: False, timeout_s=0.3) is False
+    assert await stored(ops_js, t.CONTROL) == 0
+
+
 STREAM_AND_CONSUMER_CHANGES: dict[str, Callable[[JetStreamContext], Awaitable[object]]] = {
     "add_stream": lambda js: js.add_stream(name="ROGUE", subjects=["rogue.>"]),
     "delete_stream": lambda js: js.delete_stream(t.INTENTS),

@@ -1,0 +1,1 @@
+"""The five agents of the pipeline, each on the shared `Agent` base."""

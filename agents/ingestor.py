@@ -1,0 +1,150 @@
+"""The ingestor: validate, de-duplicate and enrich submitted intents; run the market feed.
+
+Settlement per submission:
+- invalid JSON or fields, subject/symbol mismatch, unknown symbol or account -> dead letter;
+- the same intent id already accepted with the same content -> acknowledged, nothing emitted;
+- the same intent id with different content -> dead letter `intent_id_conflict`;
+- otherwise `intent.accepted.<SYMBOL>` with the latest price attached.
+
+De-duplication lasts forever, not only for the stream's duplicate window: the intent id is
+claimed in the `intents` KV bucket (create fails if the key exists). The claim stores the
+submission's stream sequence, so a redelivery of the claiming message re-emits its event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from prometheus_client import Counter
+
+from agents.base import Agent, Worker
+from agents.feed import quotes, tick_of
+from agents.prices import PriceBook
+from bus import Delivery, Emit, Outcome, Rejected
+from contracts import (
+    MAX_INTENT_BYTES,
+    Identity,
+    IntentAccepted,
+    SubmitIntent,
+    TradeIntent,
+    parse,
+)
+from contracts import subjects as s
+from contracts import topology as t
+from contracts.base import EVENT_NAMESPACE
+
+log = logging.getLogger("tradeops.ingestor")
+
+DEDUPLICATED = Counter(
+    "tradeops_intents_deduplicated_total", "Submissions recognised as an already-seen intent."
+)
+
+
+def decode_submission(msg: Msg) -> SubmitIntent:
+    intent = parse(SubmitIntent, msg.data, max_bytes=MAX_INTENT_BYTES)
+    if s.last_token(msg.subject) != intent.symbol:
+        raise Rejected(
+            "subject_mismatch",
+            f"published on {msg.subject} but the payload's symbol is {intent.symbol}; "
+            f"publish on {s.of(s.INTENT_SUBMITTED, intent.symbol)}",
+        )
+    return intent
+
+
+def content_hash(intent: SubmitIntent) -> str:
+    body = intent.model_dump(mode="json", exclude={"intent_id"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class Ingestor(Agent):
+    identity = Identity.INGESTOR
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prices = PriceBook()
+        self._claims: KeyValue | None = None
+
+    async def open(self) -> None:
+        self._claims = await self.js.key_value("intents")
+        await self.prices.follow(self.nc, [i.symbol for i in self.settings.instruments])
+
+    async def not_ready(self) -> list[str]:
+        return [] if self._claims is not None else ["intents bucket: not bound"]
+
+    def workers(self) -> Sequence[Worker]:
+        return [Worker(t.consumer("ingestor"), decode_submission, self.handle)]
+
+    def background(self) -> Sequence[Coroutine[Any, Any, None]]:
+        return [self.run_feed()]
+
+    # -- the handler -----------------------------------------------------------------------
+
+    async def handle(self, items: Sequence[Delivery[SubmitIntent]]) -> Sequence[Outcome]:
+        return await asyncio.gather(*(self._one(item) for item in items), return_exceptions=True)
+
+    async def _one(self, item: Delivery[SubmitIntent]) -> Sequence[Emit]:
+        submitted = item.value
+        if self.settings.instrument(submitted.symbol) is None:
+            known = ", ".join(i.symbol for i in self.settings.instruments)
+            raise Rejected("unknown_symbol", f"{submitted.symbol} is not traded here ({known})")
+        if self.settings.account(submitted.account) is None:
+            raise Rejected("unknown_account", f"account {submitted.account!r} does not exist")
+        assigned = uuid.uuid5(EVENT_NAMESPACE, f"{t.INTENTS}:{item.stream_seq}")
+        intent = TradeIntent.from_submission(submitted, assigned)
+        if not await self._claim(intent.intent_id, content_hash(submitted), item.stream_seq):
+            DEDUPLICATED.inc()
+            return []
+        tick = self.prices.get(intent.symbol)
+        event = IntentAccepted.derive(
+            intent_id=intent.intent_id,
+            producer=self.identity,
+            causation_id=None,
+            intent=intent,
+            reference_price=tick.price if tick else None,
+            reference_price_ts=tick.observed_at if tick else None,
+        )
+        return [Emit(s.of(s.INTENT_ACCEPTED, intent.symbol), event)]
+
+    async def _claim(self, intent_id: uuid.UUID, digest: str, stream_seq: int) -> bool:
+        """Claim the id; True if this submission owns it (first seen, or its own redelivery)."""
+        assert self._claims is not None
+        record = json.dumps({"hash": digest, "seq": stream_seq}).encode()
+        try:
+            await self._claims.create(str(intent_id), record)
+            return True
+        except KeyWrongLastSequenceError:
+            pass
+        entry = await self._claims.get(str(intent_id))
+        stored = json.loads(entry.value or b"{}")
+        if stored.get("seq") == stream_seq:
+            return True  # our own earlier attempt: emit again, the server de-duplicates
+        if stored.get("hash") != digest:
+            raise Rejected(
+                "intent_id_conflict",
+                f"intent {intent_id} was already submitted with different content; "
+                "use a new intent_id for a new intent",
+            )
+        return False
+
+    # -- the market feed -------------------------------------------------------------------
+
+    async def run_feed(self) -> None:
+        async for batch in quotes(self.settings.feed, self.settings.instruments):
+            ticks = [tick_of(q) for q in batch]
+            for tick in ticks:
+                self.prices.update(tick)
+            try:
+                await self.publisher.publish(
+                    [Emit(s.of(s.MARKET_TICK, tick.symbol), tick) for tick in ticks]
+                )
+            except Exception as exc:  # a missed tick is replaced by the next one
+                log.warning("market tick not published: %r", exc)

@@ -1,0 +1,1 @@
+"""The firm's documents and the retrieval index over them."""

@@ -1,0 +1,1 @@
+"""The operator side: CLI, embedded stack, certificates, benchmarks."""

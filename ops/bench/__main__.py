@@ -1,0 +1,139 @@
+"""Run every benchmark and print one table: `python -m ops.bench [--quick]`.
+
+Each benchmark is a function `(quick) -> rows`, registered in `BENCHMARKS`. The exit status is 1
+when a benchmark's behaviour check fails (a FAIL row); a missed throughput target (MISS) is
+reported but does not fail the run, since these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import logging
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ops.bench.hop import TARGET_VS_FASTSTREAM, TARGET_VS_RAW, Variant, run_hop_bench
+from ops.natsd import nats_server_binary
+
+HOP_MSGS = 20_000
+HOP_MSGS_QUICK = 5_000
+HOP_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    bench: str
+    case: str
+    value: str
+    target: str = ""
+    verdict: str = ""
+
+
+Benchmark = Callable[[bool], Awaitable[list[Row]]]
+
+
+def _verdict(ok: bool, *, failing: str = "MISS") -> str:
+    return "PASS" if ok else failing
+
+
+async def hop(quick: bool) -> list[Row]:
+    """One agent step: tradeops' runtime against raw nats-py and FastStream."""
+    n = HOP_MSGS_QUICK if quick else HOP_MSGS
+    result = await run_hop_bench(n, HOP_ROUNDS)
+    rows = []
+    for variant in Variant:
+        runs = " / ".join(f"{rate:,.0f}" for rate in result.rates(variant))
+        rows.append(
+            Row("hop", f"{variant} msgs/s", f"{result.median(variant):,.0f}  (runs {runs})")
+        )
+    rows += [
+        Row(
+            "hop",
+            "runtime / raw",
+            f"{result.runtime_vs_raw:.2f}x",
+            f">= {TARGET_VS_RAW:.2f}x",
+            _verdict(result.runtime_vs_raw >= TARGET_VS_RAW),
+        ),
+        Row(
+            "hop",
+            "runtime / faststream",
+            f"{result.runtime_vs_faststream:.2f}x",
+            f">= {TARGET_VS_FASTSTREAM:.2f}x",
+            _verdict(result.runtime_vs_faststream >= TARGET_VS_FASTSTREAM),
+        ),
+    ]
+    exact = all(r.outputs == n and r.inputs_acked == n for r in result.runs)
+    rows.append(
+        Row(
+            "hop",
+            "outputs, inputs acked",
+            f"N={n} in all {len(result.runs)} runs" if exact else "not exactly N in some run",
+            "exactly N",
+            _verdict(exact, failing="FAIL"),
+        )
+    )
+    return rows
+
+
+BENCHMARKS: dict[str, Benchmark] = {"hop": hop}
+
+
+def machine_info() -> str:
+    """Return the machine and versions the figures were measured with."""
+    server = subprocess.run(
+        [str(nats_server_binary()), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"cpus {os.cpu_count()} | load {load} | python {platform.python_version()} | "
+        f"{server} | nats-py {importlib.metadata.version('nats-py')} | "
+        f"faststream {importlib.metadata.version('faststream')}"
+    )
+
+
+def render(rows: list[Row]) -> str:
+    """Return the rows as an aligned text table."""
+    header = Row("bench", "case", "value", "target", "verdict")
+    cells = [(r.bench, r.case, r.value, r.target, r.verdict) for r in [header, *rows]]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header.__dict__))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def run_all(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    for bench in BENCHMARKS.values():
+        rows += await bench(quick)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller runs, well under 2 min")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    # Closing TLS connections makes asyncio and the bus log noise that is not a finding here.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
+    logging.getLogger("tradeops.bus").setLevel(logging.ERROR)
+
+    header = machine_info()
+    started = time.monotonic()
+    rows = asyncio.run(run_all(args.quick))
+    mode = "quick" if args.quick else "full"
+    print(f"tradeops benchmarks ({mode}, {time.monotonic() - started:.0f}s)")
+    print(header)
+    print(render(rows))
+    return 1 if any(r.verdict == "FAIL" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""Operator-side connections and intent submission, shared by the CLI and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+from agents.settings import Settings
+from bus import Credentials, Verifier, connect
+from contracts import Identity, SubmitIntent
+from contracts import subjects as s
+from ops.stack import state_file
+from ops.trail import Trail, find_trail
+
+
+def stack_nats_url(settings: Settings) -> str:
+    """The running stack's NATS URL (from its state file), else the configured one."""
+    try:
+        doc: dict[str, Any] = json.loads(state_file(settings.data_dir).read_text())
+        return str(doc["nats"]["url"])
+    except (OSError, ValueError, KeyError):
+        return settings.nats_servers()[0]
+
+
+def stack_database_url(settings: Settings) -> str | None:
+    if settings.database_url:
+        return settings.database_url
+    try:
+        doc: dict[str, Any] = json.loads(state_file(settings.data_dir).read_text())
+        url = doc["database"]["url"]
+        return str(url) if url else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@asynccontextmanager
+async def connected(settings: Settings, identity: Identity) -> AsyncIterator[NATS]:
+    """Connect to the stack as `identity` (certificates from the data dir)."""
+    nc = await connect(
+        stack_nats_url(settings),
+        Credentials(identity, settings.certs_dir),
+        allow_reconnect=False,
+        connect_timeout_s=3.0,
+    )
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+async def submit(nc: NATS, intent: SubmitIntent) -> uuid.UUID:
+    """Publish an intent as the client; return its id (assigned here when absent)."""
+    if intent.intent_id is None:
+        intent = intent.model_copy(update={"intent_id": uuid.uuid4()})
+    assert intent.intent_id is not None
+    payload = intent.model_dump_json(exclude_none=True).encode()
+    await nc.jetstream().publish(s.of(s.INTENT_SUBMITTED, intent.symbol), payload)
+    return intent.intent_id
+
+
+async def submit_raw(nc: NATS, symbol: str, payload: bytes) -> None:
+    """Publish arbitrary bytes as a submission (to show how bad input is handled)."""
+    await nc.jetstream().publish(s.of(s.INTENT_SUBMITTED, symbol), payload)
+
+
+async def wait_outcome(
+    ops_nc: NATS, intent_id: uuid.UUID | str, certs_dir: Path, timeout_s: float = 30.0
+) -> Trail:
+    """Poll the streams until the intent reaches a terminal outcome (or the timeout)."""
+    verifier = Verifier.from_dir(certs_dir)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        trail = await find_trail(ops_nc, intent_id, verifier)
+        if trail.terminal or loop.time() > deadline:
+            return trail
+        await asyncio.sleep(0.2)
