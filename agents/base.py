@@ -205,21 +205,26 @@ class Agent:
         await self.connect()
         await self.open()
         self._runtimes = self.build_runtimes()
-        tasks = [asyncio.create_task(r.run()) for r in self._runtimes]
-        tasks += [asyncio.create_task(c) for c in self.background()]
+        consuming = [asyncio.create_task(r.run()) for r in self._runtimes]
+        extras = [asyncio.create_task(c) for c in self.background()]
         log.info("%s running with %d consumers", self.identity, len(self._runtimes))
         stopper = asyncio.create_task(self._stop.wait())
-        await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
+        await asyncio.wait([stopper, *consuming, *extras], return_when=asyncio.FIRST_COMPLETED)
+        for task in (*consuming, *extras):
             if task.done() and task.exception() is not None:
                 log.error("%s task failed", self.identity, exc_info=task.exception())
         log.info("%s draining", self.identity)
+        for task in extras:
+            task.cancel()
         for runtime in self._runtimes:
             runtime.stop()
-        _done, pending = await asyncio.wait(tasks, timeout=15)
+        _done, pending = await asyncio.wait([*consuming, *extras], timeout=15)
         for task in pending:
             task.cancel()
+        stopper.cancel()
         await self.close()
+        # Acks and publishes are flushed; in-flight fetch requests need not be waited for.
         with contextlib.suppress(Exception):
-            await self.nc.drain()
+            await asyncio.wait_for(self.nc.flush(), 5)
+        await self.nc.close()
         await health.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts import Identity
@@ -52,14 +52,61 @@ def account_of(identity: Identity) -> str:
 def subjects_overlap(a: str, b: str) -> bool:
     """Return whether some concrete subject matches both `a` and `b` (wildcards allowed)."""
     left, right = a.split("."), b.split(".")
-    for i, (x, y) in enumerate(zip(left, right, strict=False)):
+    for x, y in zip(left, right, strict=False):
         if ">" in (x, y):
             return True
         if x != y and "*" not in (x, y):
             return False
-        if i == min(len(left), len(right)) - 1 and len(left) != len(right):
-            return False
     return len(left) == len(right)
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import of an account: a service (requests go out) or a stream (messages come in)."""
+
+    kind: str
+    account: str
+    subject: str
+
+    def render(self) -> str:
+        if self.kind == "stream":
+            return f"{{ stream: {{ account: {_q(self.account)}, subject: {_q(self.subject)} }} }}"
+        # The JetStream API serves the account named in the request's client info, which the
+        # server passes through the JetStream account's own import of `$JS.API.>` only if shared.
+        share = ", share: true" if self.subject.startswith(_JS_API_PREFIX) else ""
+        return f"{{ service: {{ account: {_q(self.account)}, subject: {_q(self.subject)} }}{share} }}"
+
+
+@dataclass
+class Account:
+    """One account: its users and what it exports to and imports from the others."""
+
+    name: str
+    users: list[Grant] = field(default_factory=list)
+    service_exports: dict[str, list[str]] = field(default_factory=dict)
+    stream_exports: dict[str, list[str]] = field(default_factory=dict)
+    imports: list[Import] = field(default_factory=list)
+
+    def render(self) -> list[str]:
+        lines = [f"  {self.name} {{"]
+        if self.name == JETSTREAM_ACCOUNT:
+            lines.append("    jetstream: enabled")
+        lines.append("    users = [")
+        for grant in self.users:
+            lines += _render_user(grant)
+        lines.append("    ]")
+        exports = [
+            f"{{ service: {_q(subject)}, response_type: {_response_type(subject)}, "
+            f"accounts: [{', '.join(_q(a) for a in accounts)}] }}"
+            for subject, accounts in self.service_exports.items()
+        ] + [
+            f"{{ stream: {_q(subject)}, accounts: [{', '.join(_q(a) for a in accounts)}] }}"
+            for subject, accounts in self.stream_exports.items()
+        ]
+        for key, items in (("exports", exports), ("imports", [i.render() for i in self.imports])):
+            if items:
+                lines += [f"    {key} = [", *(f"      {x}" for x in items), "    ]"]
+        return [*lines, "  }"]
 
 
 def _response_type(subject: str) -> str:
@@ -67,16 +114,18 @@ def _response_type(subject: str) -> str:
     return "stream" if subject.startswith(_PULL_REQUEST_PREFIX) else "singleton"
 
 
-def _share(subject: str) -> str:
-    # The JetStream API serves the account named in the request's client info, which the server
-    # passes along the JetStream account's own import of `$JS.API.>` only when it is shared.
-    return ", share: true" if subject.startswith(_JS_API_PREFIX) else ""
-
-
-def _imported_subscriptions(grant: Grant) -> tuple[str, ...]:
-    # Replies reach the private inbox through the service imports; no import needed for them.
-    inbox = f"{inbox_prefix(grant.identity)}."
-    return tuple(x for x in grant.subscribe if not x.startswith(inbox))
+def _render_user(grant: Grant) -> list[str]:
+    pub = ", ".join(_q(x) for x in grant.publish)
+    sub = ", ".join(_q(x) for x in grant.subscribe)
+    return [
+        "      {",
+        f"        user: {_q(subject_dn(grant.identity))}",
+        "        permissions: {",
+        f"          publish: {{ allow: [{pub}] }}",
+        f"          subscribe: {{ allow: [{sub}] }}",
+        "        }",
+        "      }",
+    ]
 
 
 def _check_no_overlap(grant: Grant) -> None:
@@ -90,87 +139,54 @@ def _check_no_overlap(grant: Grant) -> None:
                 )
 
 
-def _user(grant: Grant, indent: str) -> list[str]:
-    pub = ", ".join(_q(x) for x in grant.publish)
-    sub = ", ".join(_q(x) for x in grant.subscribe)
-    return [
-        f"{indent}{{",
-        f"{indent}  user: {_q(subject_dn(grant.identity))}",
-        f"{indent}  permissions: {{",
-        f"{indent}    publish: {{ allow: [{pub}] }}",
-        f"{indent}    subscribe: {{ allow: [{sub}] }}",
-        f"{indent}  }}",
-        f"{indent}}}",
-    ]
+def accounts() -> list[Account]:
+    """Return every account, derived from the grants.
 
+    Each identity but ops has an account of its own. It imports each subject it may publish as a
+    service of the JetStream account, so a request's reply subject becomes a private `_R_.`
+    subject there and the server's answer (a PubAck, a direct get, a pull delivery) reaches only
+    the requester's account, where nothing is stored. With the streams in the requester's account
+    (nats-server checks no reply subject against permissions), any identity could have the server
+    write into any stream: a PubAck into CONTROL, or a replayed signed `control.resume`.
 
-def _service_imports(grant: Grant) -> tuple[str, ...]:
-    # `$JS.API.INFO` is imported (its use stays denied by the user's permissions) only so that
-    # the server does not give the account its own import of `$JS.API.>`, which would answer
-    # "JetStream not enabled for account" to every API request before the JetStream account can.
-    return (*grant.publish, _JS_API_INFO)
-
-
-def _exports(others: tuple[Grant, ...]) -> list[str]:
-    services: dict[str, list[str]] = {}
-    streams: dict[str, list[str]] = {}
-    for grant in others:
-        for subject in _service_imports(grant):
-            services.setdefault(subject, []).append(account_of(grant.identity))
-        for subject in _imported_subscriptions(grant):
-            streams.setdefault(subject, []).append(account_of(grant.identity))
-    lines = []
-    for subject, accounts in services.items():
-        lines.append(
-            f"      {{ service: {_q(subject)}, response_type: {_response_type(subject)}, "
-            f"accounts: [{', '.join(_q(a) for a in accounts)}] }}"
-        )
-    for subject, accounts in streams.items():
-        lines.append(
-            f"      {{ stream: {_q(subject)}, accounts: [{', '.join(_q(a) for a in accounts)}] }}"
-        )
-    return lines
-
-
-def _imports(grant: Grant) -> list[str]:
-    source = _q(JETSTREAM_ACCOUNT)
-    lines = [
-        f"      {{ service: {{ account: {source}, subject: {_q(x)} }}{_share(x)} }}"
-        for x in _service_imports(grant)
-    ]
-    lines += [
-        f"      {{ stream: {{ account: {source}, subject: {_q(x)} }} }}"
-        for x in _imported_subscriptions(grant)
-    ]
-    return lines
+    Each subject it follows (core subscriptions) is imported as a stream from the JetStream
+    account and from every other account that may publish it: a message that reached the
+    JetStream account through a service import is not passed on to stream imports.
+    """
+    everyone = grants()
+    js = Account(JETSTREAM_ACCOUNT, users=[g for g in everyone if g.identity is Identity.OPS])
+    others = {g.identity: Account(account_of(g.identity), users=[g]) for g in everyone}
+    others.pop(Identity.OPS)
+    by_name = {js.name: js} | {a.name: a for a in others.values()}
+    for identity, account in others.items():
+        [grant] = account.users
+        _check_no_overlap(grant)
+        # `$JS.API.INFO` is imported (its use stays denied by the user's permissions) only so the
+        # server gives the account no `$JS.API.>` import of its own, whose "JetStream not enabled
+        # for account" would answer every API request before the JetStream account could.
+        for subject in (*grant.publish, _JS_API_INFO):
+            js.service_exports.setdefault(subject, []).append(account.name)
+            account.imports.append(Import("service", js.name, subject))
+        inbox = f"{inbox_prefix(identity)}."
+        for subject in (x for x in grant.subscribe if not x.startswith(inbox)):
+            sources = [js.name] + [
+                account_of(g.identity)
+                for g in everyone
+                if g.identity not in (identity, Identity.OPS)
+                and any(subjects_overlap(subject, p) for p in g.publish)
+            ]
+            for source in sources:
+                by_name[source].stream_exports.setdefault(subject, []).append(account.name)
+                account.imports.append(Import("stream", source, subject))
+    return [js, *others.values()]
 
 
 def render_permissions() -> str:
-    """Return the `accounts` block: one user per certificate subject, allow-lists only.
-
-    JetStream lives in one account, shared only with ops. Every other identity has an account of
-    its own that imports exactly the subjects of its grant. nats-server does not check a reply
-    subject against the publisher's permissions, and the server's answer (a PubAck, a direct get,
-    a pull delivery) is published on that reply subject in the requester's account; with the
-    streams in the requester's account, an agent could have the server write into any stream,
-    e.g. replay a signed `control.resume` into CONTROL. Across an import the reply becomes a
-    private `_R_.` subject in the JetStream account, so the answer can only reach the requester's
-    own account, where nothing is stored.
-    """
-    everyone = grants()
-    ops = tuple(g for g in everyone if account_of(g.identity) == JETSTREAM_ACCOUNT)
-    others = tuple(g for g in everyone if account_of(g.identity) != JETSTREAM_ACCOUNT)
-    lines = ["accounts {", f"  {JETSTREAM_ACCOUNT} {{", "    jetstream: enabled", "    users = ["]
-    for grant in ops:
-        lines += _user(grant, "      ")
-    lines += ["    ]", "    exports = [", *_exports(others), "    ]", "  }"]
-    for grant in others:
-        _check_no_overlap(grant)
-        lines += [f"  {account_of(grant.identity)} {{", "    users = ["]
-        lines += _user(grant, "      ")
-        lines += ["    ]", "    imports = [", *_imports(grant), "    ]", "  }"]
-    lines += ["}"]
-    return "\n".join(lines) + "\n"
+    """Return the `accounts` block: one user per certificate subject, allow-lists only."""
+    lines = ["accounts {"]
+    for account in accounts():
+        lines += account.render()
+    return "\n".join([*lines, "}"]) + "\n"
 
 
 def render_tls(certs: CertPaths, name: str = "server") -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -9,8 +11,10 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client as NATS
 
+from agents.base import Agent
+from agents.settings import Feed, Settings
 from bus import Credentials, connect, provision
-from contracts import Identity
+from contracts import AGENTS, Identity
 from ops.certs import CertPaths, init_certs
 from ops.natsconf import NatsLayout
 from ops.natsd import NatsServer
@@ -70,3 +74,36 @@ async def ops_nc(connect_as: ConnectAs) -> NATS:
     nc = await connect_as(Identity.OPS)
     await provision(nc.jetstream())
     return nc
+
+
+@pytest.fixture
+def agent_settings(nats_server: NatsServer, certs_dir: Path, tmp_path: Path) -> Settings:
+    """Settings for agents under test: the test server, a private data dir, free health ports."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(certs_dir, data_dir / "certs")
+    return Settings(
+        data_dir=data_dir,
+        nats_url=nats_server.layout.url,
+        health_ports={agent: free_port() for agent in AGENTS},
+        feed=Feed(interval_ms=50),
+    )
+
+
+async def run_agent(agent: Agent) -> asyncio.Task[None]:
+    """Start an agent and wait until its consumers are bound."""
+    task = asyncio.create_task(agent.run())
+    for _ in range(600):
+        if task.done():
+            task.result()
+        if not await agent.readiness():
+            return task
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{agent.identity} not ready: {await agent.readiness()}")
+
+
+async def stop_agent(agent: Agent, task: asyncio.Task[None]) -> None:
+    agent.stop()
+    await asyncio.wait_for(task, 30)
+
+
+from tests.pg import database_url, pg_url  # noqa: E402, F401

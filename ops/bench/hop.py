@@ -27,16 +27,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from bus import (
-    ConsumerRuntime,
-    Credentials,
-    Delivery,
-    Emit,
-    Outcome,
-    Publisher,
-    Signer,
-    connect,
-)
+from bus import ConsumerRuntime, Credentials, Delivery, Emit, Outcome, Publisher, Signer, connect
 from bus.provision import consumer_config, stream_config
 from bus.publisher import INTENT_HEADER, KIND_HEADER, MSG_ID_HEADER
 from contracts import Identity, IntentAccepted, Side, SubmitIntent, TradeIntent, parse
@@ -76,6 +67,8 @@ class HopRun:
     n: int
     seconds: float
     """From the first fetch to the last output's publish acknowledgement."""
+    cpu_seconds: float
+    """CPU time this process spent in that span: steadier than `seconds` on a busy machine."""
     outputs: int
     """Messages in the output stream afterwards."""
     inputs_acked: int
@@ -84,6 +77,10 @@ class HopRun:
     @property
     def msgs_per_s(self) -> float:
         return self.n / self.seconds
+
+    @property
+    def cpu_us_per_msg(self) -> float:
+        return self.cpu_seconds / self.n * 1e6
 
 
 @dataclass(frozen=True)
@@ -100,6 +97,9 @@ class HopResult:
     def median(self, variant: Variant) -> float:
         return statistics.median(self.rates(variant))
 
+    def median_cpu_us(self, variant: Variant) -> float:
+        return statistics.median(r.cpu_us_per_msg for r in self.runs if r.variant is variant)
+
     @property
     def runtime_vs_raw(self) -> float:
         return self.median(Variant.RUNTIME) / self.median(Variant.RAW)
@@ -108,32 +108,43 @@ class HopResult:
     def runtime_vs_faststream(self) -> float:
         return self.median(Variant.RUNTIME) / self.median(Variant.FASTSTREAM)
 
+    def cpu_ratio(self, other: Variant) -> float:
+        """Return how many messages the runtime handles per CPU second, relative to `other`."""
+        return self.median_cpu_us(other) / self.median_cpu_us(Variant.RUNTIME)
+
 
 @dataclass(frozen=True)
 class _Lane:
-    """One run's own streams, subjects and durable consumer."""
+    """One run's own streams, subjects and durable consumer, named after the run."""
 
-    tag: str
+    in_stream: str
+    out_stream: str
+    in_subject: str
+    out_subject: str
+    consumer: ConsumerSpec
 
-    @property
-    def in_stream(self) -> str:
-        return f"BENCH_{self.tag}_IN"
+    @classmethod
+    def of(cls, variant: Variant, round_: int) -> _Lane:
+        tag = f"{variant}_{round_}_{uuid.uuid4().hex[:8]}".upper()
+        in_stream, in_subject = f"BENCH_{tag}_IN", f"bench.{tag}.{s.of(s.INTENT_SUBMITTED, SYMBOL)}"
+        consumer = ConsumerSpec(in_stream, f"hop-{tag}", PRODUCER, in_subject)
+        out_subject = f"bench.{tag}.{s.of(s.INTENT_ACCEPTED, SYMBOL)}"
+        return cls(in_stream, f"BENCH_{tag}_OUT", in_subject, out_subject, consumer)
 
-    @property
-    def out_stream(self) -> str:
-        return f"BENCH_{self.tag}_OUT"
 
-    @property
-    def in_subject(self) -> str:
-        return f"bench.{self.tag}.{s.of(s.INTENT_SUBMITTED, SYMBOL)}"
+class _Stopwatch:
+    """Wall and process CPU time from `start` to `stop` (the first fetch, the n-th output ack)."""
 
-    @property
-    def out_subject(self) -> str:
-        return f"bench.{self.tag}.{s.of(s.INTENT_ACCEPTED, SYMBOL)}"
+    def __init__(self) -> None:
+        self._wall = self._cpu = 0.0
+        self.seconds = self.cpu_seconds = 0.0
 
-    @property
-    def consumer(self) -> ConsumerSpec:
-        return ConsumerSpec(self.in_stream, f"hop-{self.tag}", PRODUCER, self.in_subject)
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu_seconds = time.process_time() - self._cpu
 
 
 @dataclass(frozen=True)
@@ -199,27 +210,28 @@ def encode(signer: Signer, subject: str, event: IntentAccepted) -> tuple[bytes, 
 class _AckCounter(Publisher):
     """The runtime's publisher, noting when the n-th publish acknowledgement arrived."""
 
-    def __init__(self, js: JetStreamContext, signer: Signer, n: int) -> None:
+    def __init__(self, js: JetStreamContext, signer: Signer, n: int, watch: _Stopwatch) -> None:
         super().__init__(js, signer, ack_timeout_s=PUB_ACK_TIMEOUT_S)
         self.n = n
+        self.watch = watch
         self.acked = 0
-        self.finished = 0.0
         self.done = asyncio.Event()
 
     async def settle(self, futures: Sequence[asyncio.Future[PubAck]]) -> list[bool]:
         results = await super().settle(futures)
         self.acked += sum(results)
         if self.acked >= self.n and not self.done.is_set():
-            self.finished = time.perf_counter()
+            self.watch.stop()
             self.done.set()
         return results
 
 
-async def _run_runtime(env: _Env, lane: _Lane, n: int) -> float:
+async def _run_runtime(env: _Env, lane: _Lane, n: int) -> _Stopwatch:
+    watch = _Stopwatch()
     nc = await connect(env.url, env.credentials)
     try:
         js = nc.jetstream()
-        publisher = _AckCounter(js, env.signer, n)
+        publisher = _AckCounter(js, env.signer, n, watch)
 
         def decode(msg: Msg) -> SubmitIntent:
             return parse(SubmitIntent, msg.data)
@@ -230,7 +242,7 @@ async def _run_runtime(env: _Env, lane: _Lane, n: int) -> float:
         runtime = ConsumerRuntime(
             js, lane.consumer, decode, handle, publisher, batch_size=FETCH_BATCH
         )
-        started = time.perf_counter()
+        watch.start()
         task = asyncio.create_task(runtime.run())
         done = asyncio.create_task(publisher.done.wait())
         await asyncio.wait({task, done}, return_when=asyncio.FIRST_COMPLETED)
@@ -238,18 +250,19 @@ async def _run_runtime(env: _Env, lane: _Lane, n: int) -> float:
         done.cancel()
         await task  # finishes the batch in hand (its acks), then returns
         await nc.flush()
-        return publisher.finished - started
+        return watch
     finally:
         await nc.close()
 
 
-async def _run_raw(env: _Env, lane: _Lane, n: int) -> float:
+async def _run_raw(env: _Env, lane: _Lane, n: int) -> _Stopwatch:
+    watch = _Stopwatch()
     nc = await connect(env.url, env.credentials)
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe_bind(durable=lane.consumer.durable, stream=lane.in_stream)
         handled = 0
-        started = finished = time.perf_counter()
+        watch.start()
         while handled < n:
             try:
                 msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
@@ -261,17 +274,18 @@ async def _run_raw(env: _Env, lane: _Lane, n: int) -> float:
                 payload, headers = encode(env.signer, lane.out_subject, event)
                 futures.append(await js.publish_async(lane.out_subject, payload, headers=headers))
             await asyncio.wait_for(asyncio.gather(*futures), PUB_ACK_TIMEOUT_S)
-            finished = time.perf_counter()
+            if handled + len(msgs) >= n:
+                watch.stop()
             for msg in msgs:
                 await msg.ack()
             handled += len(msgs)
         await nc.flush()
-        return finished - started
+        return watch
     finally:
         await nc.close()
 
 
-async def _run_faststream(env: _Env, lane: _Lane, n: int) -> float:
+async def _run_faststream(env: _Env, lane: _Lane, n: int) -> _Stopwatch:
     # What a FastStream user writes: a pull subscriber fetching batches and handling each message
     # concurrently, a stream publisher awaiting its acknowledgement, ack after the handler returns.
     # FastStream is a dev extra only, so it is imported here, not when `ops` is.
@@ -288,18 +302,18 @@ async def _run_faststream(env: _Env, lane: _Lane, n: int) -> float:
     out = broker.publisher(
         lane.out_subject, stream=JStream(lane.out_stream, declare=False), timeout=PUB_ACK_TIMEOUT_S
     )
+    watch = _Stopwatch()
     done = asyncio.Event()
     acked = 0
-    finished = 0.0
 
     async def hop(msg: NatsMessage) -> None:
-        nonlocal acked, finished
+        nonlocal acked
         event = accept(parse(SubmitIntent, msg.body))
         payload, headers = encode(env.signer, lane.out_subject, event)
         await out.publish(payload, headers=headers)
         acked += 1
         if acked == n:
-            finished = time.perf_counter()
+            watch.stop()
             done.set()
 
     subscribe = broker.subscriber(
@@ -311,10 +325,10 @@ async def _run_faststream(env: _Env, lane: _Lane, n: int) -> float:
     subscribe(hop)
     await broker.connect()
     try:
-        started = time.perf_counter()
+        watch.start()
         await broker.start()
         await done.wait()
-        return finished - started
+        return watch
     finally:
         await broker.stop()  # waits for the running handlers, whose acks follow their publish
 
@@ -353,15 +367,15 @@ async def _outcome(js: JetStreamContext, lane: _Lane, n: int) -> tuple[int, int]
 async def _run_once(
     env: _Env, js: JetStreamContext, variant: Variant, round_: int, n: int
 ) -> HopRun:
-    lane = _Lane(f"{variant}_{round_}_{uuid.uuid4().hex[:8]}".upper())
+    lane = _Lane.of(variant, round_)
     await _prepare(js, lane, submissions(n))
     try:
-        seconds = await asyncio.wait_for(RUNNERS[variant](env, lane, n), 30.0 + n / 200)
+        watch = await asyncio.wait_for(RUNNERS[variant](env, lane, n), 30.0 + n / 200)
         outputs, acked = await _outcome(js, lane, n)
     finally:
         await js.delete_stream(lane.in_stream)
         await js.delete_stream(lane.out_stream)
-    return HopRun(variant, round_, n, seconds, outputs, acked)
+    return HopRun(variant, round_, n, watch.seconds, watch.cpu_seconds, outputs, acked)
 
 
 def _free_port() -> int:

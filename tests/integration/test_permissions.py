@@ -367,7 +367,9 @@ async def test_agent_cannot_replay_an_old_control_message_into_control_by_direct
     nc = await connect_as(agent)
 
     # Act: a direct get of the old resume, answered on `control.resume`
-    await nc.publish(f"$JS.API.DIRECT.GET.{t.CONTROL}.{s.CONTROL_RESUME}", b"", reply=s.CONTROL_RESUME)
+    await nc.publish(
+        f"$JS.API.DIRECT.GET.{t.CONTROL}.{s.CONTROL_RESUME}", b"", reply=s.CONTROL_RESUME
+    )
     await nc.flush()
 
     # Assert

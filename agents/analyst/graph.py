@@ -1,0 +1,189 @@
+"""The analyst graph, run once per fetched batch of intents.
+
+    START -> retrieve -> assess -> guard -> END
+
+- retrieve: a few retrieval queries per intent (order, rationale, trading state), all
+  embedded in one batched call, merged round robin into the intent's top passages;
+- assess: the chat model reviews every intent (`abatch`, bounded concurrency); the call is
+  skipped while the provider's circuit is open or its token budget is spent;
+- guard: validates each answer, falls back to the offline reviewer (degraded) when unusable,
+  and lets hard findings (prompt injection, breached limits) only tighten the answer.
+
+The runtime dependencies (index, model, provider health) come in the `AnalystContext`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import operator
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
+
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from agents.analyst import metrics
+from agents.analyst.case import ReviewCase, retrieval_queries
+from agents.analyst.guard import Draft, Judgement, Skipped, judge
+from agents.analyst.health import ProviderHealth
+from agents.analyst.prompt import render_messages
+from agents.analyst.reviewer import OfflineReviewer
+from contracts import Analysis
+from knowledge import Hit
+
+MAX_CONCURRENCY = 32
+"""Remote calls in flight at once within one batch."""
+
+
+class Retriever(Protocol):
+    """What the graph needs from the knowledge index."""
+
+    def search(self, queries: Sequence[str], k: int = 4) -> list[list[Hit]]: ...
+
+
+@dataclass(frozen=True)
+class AnalystContext:
+    """Runtime dependencies of one analyst."""
+
+    retriever: Retriever
+    model: Runnable[LanguageModelInput, BaseMessage]
+    label: str
+    """`Analysis.model` of a usable answer, e.g. `openai:gpt-4o-mini`."""
+    provider: str
+    remote: bool
+    reviewer: OfflineReviewer
+    health: ProviderHealth
+    top_k: int = 4
+    timeout_s: float = 20.0
+    max_concurrency: int = MAX_CONCURRENCY
+
+
+@dataclass
+class InputState:
+    """The batch to review."""
+
+    cases: Sequence[ReviewCase] = field(default_factory=list)
+
+
+@dataclass
+class State(InputState):
+    """Everything the nodes produce, one entry per case, in case order."""
+
+    hits: Annotated[list[list[Hit]], operator.add] = field(default_factory=list)
+    drafts: Annotated[list[Draft], operator.add] = field(default_factory=list)
+    judgements: Annotated[list[Judgement], operator.add] = field(default_factory=list)
+    analyses: Annotated[list[Analysis], operator.add] = field(default_factory=list)
+
+
+@dataclass
+class OutputState:
+    """What a run returns."""
+
+    analyses: list[Analysis] = field(default_factory=list)
+    judgements: list[Judgement] = field(default_factory=list)
+
+
+def merge_hits(ranked: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
+    """Take the best passages of several queries in turn (round robin), without repeats."""
+    merged: dict[str, Hit] = {}
+    for rank in range(max((len(r) for r in ranked), default=0)):
+        for hits in ranked:
+            if rank < len(hits) and hits[rank].ref not in merged and len(merged) < k:
+                merged[hits[rank].ref] = hits[rank]
+    return list(merged.values())
+
+
+async def retrieve_passages(state: State, runtime: Runtime[AnalystContext]) -> dict[str, Any]:
+    """Find the policy passages for every intent with one batched embedding call."""
+    started = time.perf_counter()
+    ctx = runtime.context
+    per_case = [retrieval_queries(case) for case in state.cases]
+    flat = [query for queries in per_case for query in queries]
+    found = iter(await asyncio.to_thread(ctx.retriever.search, flat, ctx.top_k))
+    hits = [merge_hits([next(found) for _ in queries], ctx.top_k) for queries in per_case]
+    metrics.SECONDS.labels(stage="retrieve").observe(time.perf_counter() - started)
+    return {"hits": hits}
+
+
+async def assess_intents(state: State, runtime: Runtime[AnalystContext]) -> dict[str, Any]:
+    """Ask the chat model to review every intent of the batch."""
+    started = time.perf_counter()
+    ctx = runtime.context
+    count = len(state.cases)
+    skip = ctx.health.skip_reason() if ctx.remote else None
+    drafts: list[Draft]
+    if skip is not None:
+        drafts = [Skipped(skip)] * count
+    else:
+        prompts: list[LanguageModelInput] = [
+            render_messages(case, hits) for case, hits in zip(state.cases, state.hits, strict=True)
+        ]
+        config: RunnableConfig = {"max_concurrency": ctx.max_concurrency}
+        # The client enforces timeout_s per call; this bounds the batch if a layer ignores it.
+        deadline = ctx.timeout_s * math.ceil(max(count, 1) / ctx.max_concurrency) + 5.0
+        try:
+            answers = await asyncio.wait_for(
+                ctx.model.abatch(prompts, config, return_exceptions=True), deadline
+            )
+            drafts = list(answers)
+        except TimeoutError as exc:
+            drafts = [exc] * count
+    metrics.SECONDS.labels(stage="assess").observe(time.perf_counter() - started)
+    return {"drafts": drafts}
+
+
+async def guard_analyses(state: State, runtime: Runtime[AnalystContext]) -> dict[str, Any]:
+    """Validate every answer; degrade to the offline reviewer where one is unusable."""
+    started = time.perf_counter()
+    ctx = runtime.context
+    judgements = [
+        judge(case, hits, draft, label=ctx.label, remote=ctx.remote, reviewer=ctx.reviewer)
+        for case, hits, draft in zip(state.cases, state.hits, state.drafts, strict=True)
+    ]
+    _account(judgements, ctx)
+    metrics.SECONDS.labels(stage="guard").observe(time.perf_counter() - started)
+    return {"judgements": judgements, "analyses": [j.analysis for j in judgements]}
+
+
+def _account(judgements: Sequence[Judgement], ctx: AnalystContext) -> None:
+    last_reason: str | None = None
+    for j in judgements:
+        metrics.CALLS.labels(provider=ctx.provider, outcome=j.outcome).inc()
+        if j.degraded_reason is not None:
+            metrics.DEGRADED.labels(reason=j.degraded_reason).inc()
+            last_reason = j.degraded_reason
+        if j.analysis.injection_flagged:
+            metrics.INJECTIONS.inc()
+        if j.input_tokens or j.output_tokens:
+            metrics.TOKENS.labels(provider=ctx.provider, kind="input").inc(j.input_tokens)
+            metrics.TOKENS.labels(provider=ctx.provider, kind="output").inc(j.output_tokens)
+            ctx.health.add_tokens(j.input_tokens + j.output_tokens)
+        if ctx.remote and j.outcome in ("ok", "timeout", "error"):
+            ctx.health.record_call(j.outcome == "ok")
+    if judgements:
+        ctx.health.last_degraded_reason = last_reason
+
+
+def build_graph() -> CompiledStateGraph[State, AnalystContext, InputState, OutputState]:
+    """Compile `START -> retrieve -> assess -> guard -> END`."""
+    builder = StateGraph(
+        State, context_schema=AnalystContext, input_schema=InputState, output_schema=OutputState
+    )
+    builder.add_node("retrieve", retrieve_passages)
+    builder.add_node("assess", assess_intents)
+    builder.add_node("guard", guard_analyses)
+    builder.add_edge(START, "retrieve")
+    builder.add_edge("retrieve", "assess")
+    builder.add_edge("assess", "guard")
+    builder.add_edge("guard", END)
+    return builder.compile(name="analyst")
+
+
+graph = build_graph()

@@ -1,0 +1,299 @@
+"""The risk gate: `intent.analyzed.<SYM>` in, `risk.approved.<SYM>` or `risk.rejected.<SYM>` out.
+
+- Consumer `risk` (INTENTS, `intent.analyzed.*`): each intent is decided by `checks.evaluate`;
+  an approval is pending in the book before the next intent of the batch is checked, so a burst
+  cannot jointly pass a limit. A redelivered intent gets the decision it already had.
+- Consumer `risk-orders` (ORDERS, `order.>`): a fill moves the intent from pending to the
+  position and books its P&L; an executor's rejection releases the pending exposure.
+- Prices: a core subscription on `market.tick.*`, plus a direct get of each instrument's last
+  tick at start and after every reconnect.
+- Start-up: before the consumers run, the book is rebuilt from the RISK stream (`risk.>`: the
+  approvals, and which intents are already decided) and the ORDERS stream (`order.>`: outcomes).
+  Applying is idempotent per intent, so the fills that `risk-orders` delivers again after the
+  replay are not booked twice. If a stream cannot be read the gate does not start: without its
+  pending exposure it would approve past the limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.errors import NotFoundError
+from prometheus_client import Counter
+
+from agents.base import Agent, Worker
+from agents.risk.calendar import Clock, MarketHours
+from agents.risk.checks import Verdict, evaluate, explain
+from agents.risk.exposure import Exposure
+from agents.settings import Settings
+from bus import Delivery, Emit, Outcome, Rejected
+from contracts import (
+    Identity,
+    IntentAnalyzed,
+    InvalidMessage,
+    MarketTick,
+    OrderFilled,
+    OrderRejected,
+    RiskApproved,
+    RiskRejected,
+    parse,
+    utc_now,
+)
+from contracts import subjects as s
+from contracts import topology as t
+
+log = logging.getLogger("tradeops.risk")
+
+DECISIONS = Counter(
+    "tradeops_risk_decisions_total", "Intents decided by the risk gate.", ["decision"]
+)
+REJECTIONS = Counter(
+    "tradeops_risk_rejections_total",
+    "Failing checks of rejected intents (one rejection may count several reasons).",
+    ["reason"],
+)
+
+REPLAY_TIMEOUT_S = 3.0
+"""How long one direct get may take before the rebuild gives up (a denial is a timeout)."""
+MAX_REMEMBERED = 200_000
+"""Decided intents remembered for redeliveries (the oldest are forgotten first)."""
+_WIRE_STEP = Decimal("1e-10")
+
+
+class RebuildFailed(RuntimeError):
+    """The book could not be rebuilt from the streams at start-up."""
+
+
+def _decode_analyzed(msg: Msg) -> IntentAnalyzed:
+    return parse(IntentAnalyzed, msg.data)
+
+
+def _decode_outcome(msg: Msg) -> OrderFilled | OrderRejected:
+    return _outcome_from(msg.subject, msg.data)
+
+
+def _outcome_from(subject: str, data: bytes) -> OrderFilled | OrderRejected:
+    if subject.startswith(f"{s.ORDER_FILLED}."):
+        return parse(OrderFilled, data)
+    if subject.startswith(f"{s.ORDER_REJECTED}."):
+        return parse(OrderRejected, data)
+    raise Rejected(
+        "unexpected_subject", f"expected order.filled.* or order.rejected.*, got {subject}"
+    )
+
+
+def _on_wire(amount: Decimal) -> Decimal:
+    """Round `amount` to the wire's 10 decimal places only when it has more."""
+    exponent = amount.as_tuple().exponent
+    return amount.quantize(_WIRE_STEP) if isinstance(exponent, int) and exponent < -10 else amount
+
+
+class RiskGate(Agent):
+    """Deterministic pre-trade checks with exposure that counts pending approvals."""
+
+    identity = Identity.RISK
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        market_hours: MarketHours | None = None,
+    ) -> None:
+        super().__init__(settings)
+        self.clock = clock
+        """Now, for price staleness (rate windows use the intents' own timestamps)."""
+        self.market_hours = market_hours or MarketHours()
+        self.exposure = Exposure(sum((a.starting_cash_usd for a in settings.accounts), Decimal(0)))
+        self._instruments = {i.symbol: i for i in settings.instruments}
+        self._decided: OrderedDict[uuid.UUID, Emit | None] = OrderedDict()
+        """Intent -> the decision published by this process, or None if read back from RISK."""
+        self._ticks: Subscription | None = None
+
+    def workers(self) -> Sequence[Worker]:
+        return [
+            Worker(t.consumer("risk"), _decode_analyzed, self.handle_intents),
+            Worker(t.consumer("risk-orders"), _decode_outcome, self.handle_outcomes),
+        ]
+
+    async def open(self) -> None:
+        codes = {i.calendar for i in self.settings.instruments}
+        await asyncio.to_thread(self.market_hours.preload, codes)
+        self._ticks = await self.nc.subscribe(s.every(s.MARKET_TICK), cb=self._on_tick)
+        await self._bootstrap_prices()
+        await self._rebuild()
+
+    async def close(self) -> None:
+        if self._ticks is not None:
+            await self._ticks.unsubscribe()
+
+    async def on_reconnect(self) -> None:
+        await self._bootstrap_prices()
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def handle_intents(self, items: Sequence[Delivery[IntentAnalyzed]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for item in items:
+            try:
+                outcomes.append(self.decide(item.value, item.subject))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def handle_outcomes(
+        self, items: Sequence[Delivery[OrderFilled | OrderRejected]]
+    ) -> list[Outcome]:
+        for item in items:
+            self._apply_outcome(item.value)
+        return [[] for _ in items]
+
+    def decide(self, event: IntentAnalyzed, subject: str) -> list[Emit]:
+        """Return the decision on one intent (the earlier one if it was decided before)."""
+        intent = event.intent
+        if s.last_token(subject) != intent.symbol:
+            raise Rejected("subject_mismatch", f"intent for {intent.symbol} published on {subject}")
+        if intent.intent_id in self._decided:
+            earlier = self._decided[intent.intent_id]
+            return [] if earlier is None else [earlier]
+        instrument = self._instruments.get(intent.symbol)
+        verdict = evaluate(
+            event,
+            self.exposure,
+            trading_state=self.trading_state,
+            limits=self.settings.limits,
+            instrument=instrument,
+            now=self.clock(),
+            market_open=instrument is None or self.market_hours.is_open(instrument.calendar),
+        )
+        emit = self._emit(event, verdict)
+        self._remember(intent.intent_id, emit)
+        DECISIONS.labels(decision="approved" if verdict.approved else "rejected").inc()
+        for reason in verdict.reasons:
+            REJECTIONS.labels(reason=str(reason)).inc()
+        return [emit]
+
+    def _emit(self, event: IntentAnalyzed, verdict: Verdict) -> Emit:
+        intent, ctx = event.intent, verdict.ctx
+        if not verdict.approved:
+            rejected = RiskRejected.derive(
+                intent_id=intent.intent_id,
+                producer=self.identity,
+                causation_id=event.event_id,
+                intent=intent,
+                reasons=verdict.reasons,
+                detail=explain(verdict),
+            )
+            return Emit(s.of(s.RISK_REJECTED, intent.symbol), rejected)
+        notional = ctx.notional_usd
+        assert ctx.reference_price is not None and notional is not None  # else stale_price
+        approved = RiskApproved.derive(
+            intent_id=intent.intent_id,
+            producer=self.identity,
+            causation_id=event.event_id,
+            intent=intent,
+            reference_price=ctx.reference_price,
+            notional_usd=_on_wire(notional),
+        )
+        return Emit(s.of(s.RISK_APPROVED, intent.symbol), approved)
+
+    def _remember(self, intent_id: uuid.UUID, emit: Emit | None) -> None:
+        self._decided[intent_id] = emit
+        if len(self._decided) > MAX_REMEMBERED:
+            self._decided.popitem(last=False)
+
+    def _apply_outcome(self, event: OrderFilled | OrderRejected) -> None:
+        if isinstance(event, OrderFilled):
+            self.exposure.apply_fill(event)
+        else:
+            self.exposure.apply_order_rejected(event)
+
+    # -- prices --------------------------------------------------------------------------------
+
+    async def _on_tick(self, msg: Msg) -> None:
+        self._apply_tick(msg.subject, msg.data)
+
+    def _apply_tick(self, subject: str, data: bytes) -> None:
+        try:
+            tick = parse(MarketTick, data)
+        except InvalidMessage as exc:
+            log.warning("ignored malformed tick on %s: %s", subject, exc)
+            return
+        if s.last_token(subject) != tick.symbol:
+            log.warning("ignored tick for %s published on %s", tick.symbol, subject)
+            return
+        self.exposure.mark(tick.symbol, tick.price, tick.observed_at)
+
+    async def _bootstrap_prices(self) -> None:
+        for symbol in self._instruments:
+            subject = s.of(s.MARKET_TICK, symbol)
+            try:
+                raw = await self.js.get_msg(t.MARKET, subject=subject, direct=True)
+            except NotFoundError:
+                continue
+            self._apply_tick(subject, raw.data or b"")
+
+    # -- rebuild after a restart ---------------------------------------------------------------
+
+    async def _rebuild(self) -> None:
+        decided = outcomes = 0
+        async for subject, data in self._stored(t.RISK, ">"):
+            try:
+                if subject.startswith(f"{s.RISK_APPROVED}."):
+                    approved = parse(RiskApproved, data)
+                    self.exposure.apply_approved(approved)
+                    intent_id = approved.intent_id
+                else:
+                    intent_id = parse(RiskRejected, data).intent_id
+            except InvalidMessage as exc:
+                log.error("rebuild: skipped malformed %s: %s", subject, exc)
+                continue
+            self._remember(intent_id, None)
+            decided += 1
+        async for subject, data in self._stored(t.ORDERS, t.consumer("risk-orders").filter_subject):
+            try:
+                self._apply_outcome(_outcome_from(subject, data))
+            except (InvalidMessage, Rejected) as exc:
+                log.error("rebuild: skipped %s: %s", subject, exc)
+                continue
+            outcomes += 1
+        log.info(
+            "risk book rebuilt from %d decisions and %d outcomes: %d pending",
+            decided,
+            outcomes,
+            len(self.exposure.pending),
+        )
+
+    async def _stored(self, stream: str, subject: str) -> AsyncIterator[tuple[str, bytes]]:
+        """Yield (subject, data) of every stored message of `stream` matching `subject`.
+
+        One direct get per message (`next_by_subj`). The batched `bus.replay.read_stream` gets
+        only its first answer back across this identity's account import, which the server
+        config declares a `singleton` response.
+        """
+        js = self.nc.jetstream(timeout=REPLAY_TIMEOUT_S)
+        seq = 1
+        while True:
+            try:
+                raw = await js.get_msg(stream, seq=seq, subject=subject, direct=True, next=True)
+            except NotFoundError:
+                return
+            except (nats.errors.TimeoutError, TimeoutError) as exc:
+                raise RebuildFailed(
+                    f"cannot read stream {stream} ({subject}) by direct get as {self.identity}: "
+                    f"no answer in {REPLAY_TIMEOUT_S:g} s. The identity needs "
+                    f"$JS.API.DIRECT.GET.{stream} (contracts/topology.py DIRECT_READS); the gate "
+                    "will not start without its pending exposure."
+                ) from exc
+            if raw.seq is None or raw.subject is None:
+                return
+            yield raw.subject, raw.data or b""
+            seq = raw.seq + 1

@@ -1,0 +1,266 @@
+"""The risk gate against a real nats-server: bursts, executor outcomes and restarts.
+
+The gate rebuilds its book from the RISK stream at start-up, which needs the risk identity to
+direct-get RISK. Until `contracts/topology.py` grants it (`DIRECT_READS[Identity.RISK]` with
+`RISK`), `grant_risk_replay` adds exactly that grant to the test server's configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from agents.risk import MarketHours, RiskGate
+from agents.risk.agent import RebuildFailed
+from agents.settings import Limits, Settings
+from bus import Emit
+from contracts import (
+    Analysis,
+    Identity,
+    IntentAnalyzed,
+    MarketTick,
+    OrderRejected,
+    OrderRejectReason,
+    Recommendation,
+    RiskApproved,
+    RiskReason,
+    RiskRejected,
+    Side,
+    TradeIntent,
+)
+from contracts import subjects as s
+from contracts import topology as t
+from ops.natsd import NatsServer
+from tests.conftest import ConnectAs, free_port
+from tests.integration.pipeline_helpers import (
+    count_subject,
+    eventually,
+    publisher_for,
+    read_subject,
+)
+
+pytestmark = pytest.mark.integration
+
+OPEN_MINUTE = datetime(2024, 6, 5, 19, 0, tzinfo=UTC)
+"""A Wednesday 15:00 in New York: the gate's market hours are pinned here, XNYS open."""
+LIMITS = Limits(concentration_pct=Decimal(100), rate_limit_per_s=1000)
+"""Default limits, except that one symbol may be the whole book and bursts are not throttled."""
+
+
+@pytest.fixture(autouse=True)
+def grant_risk_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the risk identity direct-get RISK (rendered into the server config at its start)."""
+    reads = t.DIRECT_READS[Identity.RISK]
+    if t.RISK not in reads:
+        monkeypatch.setitem(t.DIRECT_READS, Identity.RISK, (*reads, t.RISK))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, certs_dir: Path, nats_server: NatsServer) -> Settings:
+    data_dir = tmp_path / "risk"
+    shutil.copytree(certs_dir, data_dir / "certs")
+    return Settings(
+        data_dir=data_dir,
+        nats_url=nats_server.layout.url,
+        health_ports={Identity.RISK: free_port()},
+        limits=LIMITS,
+    )
+
+
+class Running:
+    """One RiskGate process-equivalent: the agent and its `run()` task."""
+
+    def __init__(self, gate: RiskGate) -> None:
+        self.gate = gate
+        self.task = asyncio.create_task(gate.run())
+
+    async def ready(self) -> bool:
+        if self.task.done():
+            self.task.result()  # surface a start-up failure
+        return bool(self.gate._runtimes) and not await self.gate.readiness()
+
+    async def stop(self) -> None:
+        self.gate.stop()
+        await asyncio.wait_for(self.task, 20)
+
+
+StartGate = Callable[[], Awaitable[Running]]
+
+
+@pytest.fixture
+async def start_gate(settings: Settings, ops_nc: NATS) -> AsyncIterator[StartGate]:
+    """Start RiskGates on the provisioned server; every one still running is stopped afterwards."""
+    started: list[Running] = []
+
+    async def _start() -> Running:
+        running = Running(RiskGate(settings, market_hours=MarketHours(clock=lambda: OPEN_MINUTE)))
+        started.append(running)
+        await eventually(running.ready, timeout_s=10)
+        return running
+
+    yield _start
+    for running in started:
+        if not running.task.done():
+            await running.stop()
+
+
+async def publish_tick(connect_as: ConnectAs, certs_dir: Path, symbol: str, price: str) -> None:
+    nc = await connect_as(Identity.INGESTOR)
+    tick = MarketTick(
+        event_id=uuid.uuid4(),
+        producer=Identity.INGESTOR,
+        symbol=symbol,
+        price=Decimal(price),
+        observed_at=datetime.now(UTC),
+    )
+    await publisher_for(nc, certs_dir, Identity.INGESTOR).publish(
+        [Emit(s.of(s.MARKET_TICK, symbol), tick)]
+    )
+
+
+def analyzed(quantity: str, side: Side = Side.BUY, symbol: str = "AAPL") -> IntentAnalyzed:
+    trade = TradeIntent(
+        intent_id=uuid.uuid4(),
+        account="paper-1",
+        symbol=symbol,
+        side=side,
+        quantity=Decimal(quantity),
+    )
+    review = Analysis(
+        recommendation=Recommendation.APPROVE, confidence=0.9, rationale="fine", model="test"
+    )
+    return IntentAnalyzed.derive(
+        intent_id=trade.intent_id,
+        producer=Identity.ANALYST,
+        intent=trade,
+        reference_price=None,
+        reference_price_ts=None,
+        analysis=review,
+    )
+
+
+async def publish_intents(
+    connect_as: ConnectAs, certs_dir: Path, events: list[IntentAnalyzed]
+) -> None:
+    """Publish as the analyst, all at once (every publish started before any ack is awaited)."""
+    nc = await connect_as(Identity.ANALYST)
+    emits = [Emit(s.of(s.INTENT_ANALYZED, e.intent.symbol), e) for e in events]
+    await publisher_for(nc, certs_dir, Identity.ANALYST, ack_timeout_s=10).publish(emits)
+
+
+async def decisions(ops_nc: NATS) -> tuple[list[RiskApproved], list[RiskRejected]]:
+    approved = await read_subject(ops_nc, t.RISK, "risk.approved.>")
+    rejected = await read_subject(ops_nc, t.RISK, "risk.rejected.>")
+    return (
+        [RiskApproved.model_validate_json(m.data) for m in approved],
+        [RiskRejected.model_validate_json(m.data) for m in rejected],
+    )
+
+
+async def wait_for_decisions(ops_nc: NATS, total: int) -> None:
+    async def decided() -> bool:
+        return await count_subject(ops_nc, t.RISK, "risk.>") >= total
+
+    await eventually(decided, timeout_s=15)
+
+
+async def test_burst_of_30_intents_of_500_aapl_approves_20_and_rejects_10_position_limit(
+    start_gate: StartGate, connect_as: ConnectAs, certs_dir: Path, ops_nc: NATS
+) -> None:
+    # Arrange
+    await publish_tick(connect_as, certs_dir, "AAPL", "190.00")
+    await start_gate()
+
+    # Act: 30 x 500 against a position limit of 10,000
+    await publish_intents(connect_as, certs_dir, [analyzed("500") for _ in range(30)])
+    await wait_for_decisions(ops_nc, 30)
+    await asyncio.sleep(0.5)  # nothing more may come
+
+    # Assert
+    approved, rejected = await decisions(ops_nc)
+    assert (len(approved), len(rejected)) == (20, 10)
+    assert all(r.reasons == (RiskReason.POSITION_LIMIT,) for r in rejected)
+    assert "beyond the limit of 10,000" in rejected[0].detail
+    assert {a.notional_usd for a in approved} == {Decimal("95000.00")}
+    assert len({a.intent_id for a in approved} | {r.intent_id for r in rejected}) == 30
+
+
+async def test_executor_rejection_releases_pending_so_the_next_intent_fits(
+    start_gate: StartGate, connect_as: ConnectAs, certs_dir: Path, ops_nc: NATS
+) -> None:
+    # Arrange: the limit is used up by 20 pending approvals
+    await publish_tick(connect_as, certs_dir, "AAPL", "190.00")
+    await start_gate()
+    await publish_intents(connect_as, certs_dir, [analyzed("500") for _ in range(20)])
+    await wait_for_decisions(ops_nc, 20)
+    approved, _ = await decisions(ops_nc)
+
+    # Act: the executor rejects one approved order; then a new 500 arrives
+    executor = await connect_as(Identity.EXECUTOR)
+    rejection = OrderRejected.derive(
+        intent_id=approved[0].intent_id,
+        producer=Identity.EXECUTOR,
+        intent=approved[0].intent,
+        reason=OrderRejectReason.BROKER_ERROR,
+    )
+    await publisher_for(executor, certs_dir, Identity.EXECUTOR).publish(
+        [Emit(s.of(s.ORDER_REJECTED, "AAPL"), rejection)]
+    )
+    await eventually(lambda: _consumed(ops_nc, "risk-orders"), timeout_s=10)
+    await publish_intents(connect_as, certs_dir, [analyzed("500"), analyzed("500")])
+    await wait_for_decisions(ops_nc, 22)
+
+    # Assert: the first fits in the released room, the second does not
+    approved, rejected = await decisions(ops_nc)
+    assert (len(approved), len(rejected)) == (21, 1)
+    assert rejected[0].reasons == (RiskReason.POSITION_LIMIT,)
+
+
+async def _consumed(ops_nc: NATS, durable: str) -> bool:
+    info = await ops_nc.jetstream().consumer_info(t.ORDERS, durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq > 0
+
+
+async def test_restarted_gate_keeps_pending_exposure_and_rejects_past_the_limit(
+    start_gate: StartGate, connect_as: ConnectAs, certs_dir: Path, ops_nc: NATS
+) -> None:
+    # Arrange: 20 x 500 approved, none booked yet; the gate stops
+    await publish_tick(connect_as, certs_dir, "AAPL", "190.00")
+    first = await start_gate()
+    await publish_intents(connect_as, certs_dir, [analyzed("500") for _ in range(20)])
+    await wait_for_decisions(ops_nc, 20)
+    await first.stop()
+
+    # Act: a new gate process starts and one more intent arrives
+    second = await start_gate()
+    await publish_intents(connect_as, certs_dir, [analyzed("1")])
+    await wait_for_decisions(ops_nc, 21)
+
+    # Assert
+    approved, rejected = await decisions(ops_nc)
+    assert (len(approved), len(rejected)) == (20, 1)
+    assert rejected[0].reasons == (RiskReason.POSITION_LIMIT,)
+    assert second.gate.exposure.line("paper-1", "AAPL").pending_buy == Decimal(10_000)
+
+
+async def test_gate_without_read_access_to_risk_refuses_to_start(
+    settings: Settings, ops_nc: NATS, monkeypatch: pytest.MonkeyPatch, nats_server: NatsServer
+) -> None:
+    # Arrange: a server whose risk identity may not direct-get RISK
+    reads = tuple(x for x in t.DIRECT_READS[Identity.RISK] if x != t.RISK)
+    monkeypatch.setitem(t.DIRECT_READS, Identity.RISK, reads)
+    await nats_server.stop()
+    await nats_server.start()
+    gate = RiskGate(settings, market_hours=MarketHours(clock=lambda: OPEN_MINUTE))
+
+    # Act / Assert
+    with pytest.raises(RebuildFailed, match=r"\$JS\.API\.DIRECT\.GET\.RISK"):
+        await asyncio.wait_for(gate.run(), 20)
