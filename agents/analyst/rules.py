@@ -157,9 +157,13 @@ def _check_rationale(case: ReviewCase) -> Finding | None:
 
 def _check_near_limits(case: ReviewCase) -> Finding | None:
     ctx, quantity = case.context, case.intent.quantity
-    near_quantity = ctx.max_quantity is not None and quantity > NEAR_LIMIT * ctx.max_quantity
+    near_quantity = (
+        ctx.max_quantity is not None
+        and NEAR_LIMIT * ctx.max_quantity < quantity <= ctx.max_quantity
+    )
     near_notional = (
-        ctx.notional_usd is not None and ctx.notional_usd > NEAR_LIMIT * ctx.max_notional_usd
+        ctx.notional_usd is not None
+        and NEAR_LIMIT * ctx.max_notional_usd < ctx.notional_usd <= ctx.max_notional_usd
     )
     if not (near_quantity or near_notional):
         return None

@@ -134,6 +134,11 @@ class RiskGate(Agent):
     async def close(self) -> None:
         if self._ticks is not None:
             await self._ticks.unsubscribe()
+        # Workaround until bus/runtime.py unsubscribes on exit: a stopped runtime's pull
+        # subscription still holds its expired pull's status message, and `nc.drain()` then
+        # waits out its whole timeout (about 20 s) for it.
+        for runtime in self._runtimes:
+            await runtime._rebind()
 
     async def on_reconnect(self) -> None:
         await self._bootstrap_prices()
