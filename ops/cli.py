@@ -11,6 +11,7 @@ import typer
 from contracts.schema import export_schemas
 from ops.certs import init_certs
 from ops.cli_common import DEFAULT_DATA_DIR, DataDir
+from ops.cli_control import register as register_control
 from ops.cli_intent import register as register_intent
 from ops.cli_stack import register as register_stack
 from ops.natsconf import REFERENCE_LAYOUT, render_single_node
@@ -65,6 +66,7 @@ def nats_config(
 
 register_stack(app)
 register_intent(app)
+register_control(app)
 
 
 def main() -> None:

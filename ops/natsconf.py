@@ -74,7 +74,9 @@ class Import:
         # The JetStream API serves the account named in the request's client info, which the
         # server passes through the JetStream account's own import of `$JS.API.>` only if shared.
         share = ", share: true" if self.subject.startswith(_JS_API_PREFIX) else ""
-        return f"{{ service: {{ account: {_q(self.account)}, subject: {_q(self.subject)} }}{share} }}"
+        return (
+            f"{{ service: {{ account: {_q(self.account)}, subject: {_q(self.subject)} }}{share} }}"
+        )
 
 
 @dataclass

@@ -1,0 +1,35 @@
+"""Flip the desk-wide trading state: `control.kill`, `control.resume`, `control.reduce` (ops only)."""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+
+from nats.aio.client import Client as NATS
+from nats.js.api import PubAck
+
+from bus import Emit, Publisher, Signer
+from contracts import Identity, TradingState, TradingStateChanged
+from contracts import subjects as s
+
+SUBJECT_OF = {
+    TradingState.HALTED: s.CONTROL_KILL,
+    TradingState.ACTIVE: s.CONTROL_RESUME,
+    TradingState.REDUCING: s.CONTROL_REDUCE,
+}
+
+
+async def set_trading_state(
+    nc: NATS, signer: Signer, state: TradingState, reason: str = "", requested_by: str | None = None
+) -> PubAck:
+    """Publish the change as ops (signed, stored in CONTROL); return the publish ack."""
+    event = TradingStateChanged(
+        event_id=uuid.uuid4(),
+        producer=Identity.OPS,
+        state=state,
+        reason=reason,
+        requested_by=requested_by or getpass.getuser(),
+    )
+    publisher = Publisher(nc.jetstream(), signer)
+    future = await publisher.start(Emit(SUBJECT_OF[state], event))
+    return await future
