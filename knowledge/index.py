@@ -21,7 +21,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from knowledge.encoder import Encoder, load_encoder
+from knowledge.encoder import MODEL_NAME, Encoder, load_encoder
 from knowledge.passages import DEFAULT_DOCS_DIR, Passage, fingerprint, load_passages
 
 log = logging.getLogger("tradeops.knowledge")
@@ -58,7 +58,7 @@ class KnowledgeIndex:
         self,
         passages: Sequence[Passage],
         index: Any,
-        encoder: Encoder,
+        encoder: Encoder | None = None,
         *,
         cache_dir: Path | None = None,
         rebuilt: bool = False,
@@ -67,7 +67,7 @@ class KnowledgeIndex:
         if index.ntotal != len(passages):
             raise ValueError(f"index holds {index.ntotal} vectors for {len(passages)} passages")
         self.passages = tuple(passages)
-        self.encoder = encoder
+        self._encoder = encoder
         self.cache_dir = cache_dir
         self.rebuilt = rebuilt
         """True when `open` had to (re)build the index rather than load it."""
@@ -80,6 +80,17 @@ class KnowledgeIndex:
 
     def __len__(self) -> int:
         return len(self.passages)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The query encoder, loaded on first use (a loaded cache needs no model until then)."""
+        if self._encoder is None:
+            self._encoder = load_encoder()
+        return self._encoder
+
+    def warm(self) -> None:
+        """Load the encoder and run one query, so the first real search is not slow."""
+        self._search_uncached(["warm up"], 1)
 
     # -- building and loading ------------------------------------------------------------------
 
@@ -100,15 +111,17 @@ class KnowledgeIndex:
         *,
         force: bool = False,
     ) -> KnowledgeIndex:
-        """Load the cached index of `docs_dir`, or build and cache it when stale or missing."""
-        encoder = encoder or load_encoder()
-        wanted = fingerprint(docs_dir, encoder.name)
+        """Load the cached index of `docs_dir`, or build and cache it when stale or missing.
+
+        Loading a current cache does not load the model; the first search does (or `warm`).
+        """
+        wanted = fingerprint(docs_dir, encoder.name if encoder else MODEL_NAME)
         if not force:
             cached = cls._load(cache_dir, wanted, encoder)
             if cached is not None:
                 return cached
         started = time.perf_counter()
-        built = cls.build(load_passages(docs_dir), encoder)
+        built = cls.build(load_passages(docs_dir), encoder or load_encoder())
         built.cache_dir = cache_dir
         built._save(cache_dir, wanted)
         log.info(
@@ -120,7 +133,7 @@ class KnowledgeIndex:
         return built
 
     @classmethod
-    def _load(cls, cache_dir: Path, wanted: str, encoder: Encoder) -> KnowledgeIndex | None:
+    def _load(cls, cache_dir: Path, wanted: str, encoder: Encoder | None) -> KnowledgeIndex | None:
         try:
             if (cache_dir / FINGERPRINT_FILE).read_text().strip() != wanted:
                 return None

@@ -13,6 +13,8 @@ from ops.certs import init_certs
 from ops.cli_common import DEFAULT_DATA_DIR, DataDir
 from ops.cli_control import register as register_control
 from ops.cli_intent import register as register_intent
+from ops.cli_ledger import read_ledger, render
+from ops.cli_ledger import register as register_ledger
 from ops.cli_stack import register as register_stack
 from ops.natsconf import REFERENCE_LAYOUT, render_single_node
 
@@ -66,7 +68,14 @@ def nats_config(
 
 register_stack(app)
 register_intent(app)
-register_control(app)
+register_ledger(app)
+
+
+async def _positions_text(database_url: str) -> str:
+    return render(await read_ledger(database_url, None))
+
+
+register_control(app, _positions_text)
 
 
 def main() -> None:

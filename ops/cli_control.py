@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -65,7 +66,5 @@ def register(app: typer.Typer, positions: PositionsRenderer | None = None) -> No
         ] = None,
     ) -> None:
         """Start the embedded stack, run a scripted scenario, print chains and positions, stop."""
-        from pathlib import Path  # noqa: PLC0415
-
         code = asyncio.run(run_demo(Console(), Path(data_dir) if data_dir else None, positions))
         raise typer.Exit(code)

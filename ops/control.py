@@ -1,4 +1,4 @@
-"""Flip the desk-wide trading state: `control.kill`, `control.resume`, `control.reduce` (ops only)."""
+"""Flip the desk-wide trading state: `control.kill` / `resume` / `reduce` (ops only)."""
 
 from __future__ import annotations
 

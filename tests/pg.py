@@ -6,12 +6,13 @@ import contextlib
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 
 
@@ -28,7 +29,9 @@ def embedded_postgres() -> Iterator[Any]:
     user `pgserver`, and every pytest session resets `/tmp/pytest-of-<user>` to mode 0700,
     which would lock a running server out of its own data directory.
     """
-    from pgserver import get_server  # type: ignore[attr-defined]  # noqa: PLC0415
+    with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset, /tmp used instead
+        warnings.simplefilter("ignore")
+        from pgserver import get_server  # type: ignore[attr-defined]  # noqa: PLC0415
 
     pgdata = Path(tempfile.mkdtemp(prefix="tradeops-pg-"))
     server = get_server(pgdata, cleanup_mode="stop")

@@ -102,17 +102,18 @@ def case_for(
 def retrieval_queries(case: ReviewCase) -> list[str]:
     """Return the retrieval queries of a case, most important first.
 
-    One query describes the order against the limits (symbol, side, quantity, order type,
-    notional as a share of the limit), one carries the rationale, and one the trading state
-    when it is not active. Shares are whole percentages, so similar orders share a query and
-    its cached result.
+    One query describes the order against the limits (side, symbol, order type, quantity and
+    notional as whole-percent shares of their limits), one carries the rationale, and one the
+    trading state when it is not active. The exact figures are in the prompt; the shares let
+    similar orders share a query and its cached embedding, so a batch of ordinary orders mostly
+    embeds only its rationales.
     """
     intent, ctx = case.intent, case.context
-    order = [f"{intent.side} {intent.quantity.normalize():f} {intent.symbol} {intent.order_type}"]
-    if not ctx.in_universe:
-        order.append("symbol not in the approved universe")
+    order = [f"{intent.side} {intent.symbol} {intent.order_type} order"]
     if ctx.max_quantity is not None:
         order.append(f"quantity {_pct(intent.quantity, ctx.max_quantity):.0f}% of max_quantity")
+    else:
+        order.append(f"quantity {intent.quantity.normalize():f}, symbol not in approved universe")
     if ctx.notional_usd is None:
         order.append("notional unknown, no reference price")
     else:

@@ -47,6 +47,7 @@ class AnalystEngine:
     ) -> AnalystEngine:
         """Load the embedding model and the index (blocking: run it in a thread)."""
         index = KnowledgeIndex.open(cache_dir or default_cache_dir(settings.data_dir), docs_dir)
+        index.warm()
         return cls.create(settings.analyst, index)
 
     async def review(self, cases: Sequence[ReviewCase]) -> list[Judgement]:

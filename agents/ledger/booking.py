@@ -48,10 +48,17 @@ from contracts import JournalLine, OrderFilled, Side
 MONEY_PLACES = 10
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
 WIRE_LIMIT = Decimal(10) ** 18
-"""Journal line amounts must stay below this magnitude to travel as a contract `Amount`."""
+WIRE_PLACES = 18
+"""Journal line amounts must stay below this magnitude, with at most these decimal places, to
+travel as a contract `Amount`."""
 _PRECISION = 80
 _CURRENCY_RE = re.compile(r"[A-Z][A-Z0-9]{1,9}")
 ZERO = Decimal(0)
+
+
+def plain(value: Decimal) -> str:
+    """Return `value` as plain digits, never in exponent form (`130000`, not `1.3E+5`)."""
+    return format(value, "f")
 
 
 class AccountKind(StrEnum):
@@ -99,10 +106,10 @@ class Position:
             "account": self.account,
             "symbol": self.symbol,
             "currency": self.currency,
-            "quantity": str(self.quantity),
-            "avg_cost": str(self.avg_cost),
-            "cost_basis": str(self.cost_basis),
-            "realized_pnl": str(self.realized_pnl),
+            "quantity": plain(self.quantity),
+            "avg_cost": plain(self.avg_cost),
+            "cost_basis": plain(self.cost_basis),
+            "realized_pnl": plain(self.realized_pnl),
         }
 
 
@@ -128,13 +135,16 @@ def money(value: Decimal) -> Decimal:
 def _line(
     account: str, kind: AccountKind, unit: str, currency: str, amount: Decimal
 ) -> JournalLine:
-    if abs(amount) >= WIRE_LIMIT:
+    exponent = amount.as_tuple().exponent
+    if abs(amount) >= WIRE_LIMIT or not isinstance(exponent, int) or exponent < -WIRE_PLACES:
         raise BookingError(
             "amount_out_of_range",
             f"{ledger_account(account, kind, unit)} would move {amount} {currency}, beyond the "
-            f"journal's bound of {WIRE_LIMIT}; book it by hand",
+            f"journal's bounds (below {WIRE_LIMIT}, at most {WIRE_PLACES} decimal places); "
+            "book it by hand",
         )
-    return JournalLine(
+    # Within the wire's bounds by the check above: skip re-validating (the hot path of a batch).
+    return JournalLine.model_construct(
         account=ledger_account(account, kind, unit), currency=currency, amount=amount
     )
 

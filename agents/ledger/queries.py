@@ -15,6 +15,7 @@ from agents.ledger.booking import (
     cash_changes,
     ledger_account,
     opening_lines,
+    plain,
 )
 from agents.ledger.errors import BookingError
 from contracts import OrderFilled
@@ -29,7 +30,7 @@ class CashBalance:
     balance: Decimal
 
     def to_json(self) -> dict[str, str]:
-        return {"account": self.account, "currency": self.currency, "balance": str(self.balance)}
+        return {"account": self.account, "currency": self.currency, "balance": plain(self.balance)}
 
 
 PositionBook = dict[tuple[str, str], Position]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from agents.ledger.booking import Position, book_fill, cash_changes, opening_lines
 from agents.ledger.chain import GENESIS_HASH, POSTINGS_SQL, entry_hash, lines_of
@@ -277,20 +277,15 @@ async def _append(
             f"{len(stored) - len(inserted)} of {len(stored)} postings were already in the "
             "journal although the chain lock was held; is a writer bypassing the lock?"
         )
-    await conn.execute(
-        """
-        INSERT INTO journal_lines (journal_seq, line_no, ledger_account, currency, amount)
-        SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[],
-                             $5::numeric[])
-        """,
-        *_columns(
-            [
-                (p.journal_seq, n, line.account, line.currency, line.amount)
-                for p in stored
-                for n, line in enumerate(p.lines, start=1)
-            ],
-            5,
-        ),
+    # Binary COPY: the lines are most of the rows, and their sequence numbers are fresh.
+    await conn.copy_records_to_table(
+        "journal_lines",
+        records=[
+            (p.journal_seq, n, line.account, line.currency, line.amount)
+            for p in stored
+            for n, line in enumerate(p.lines, start=1)
+        ],
+        columns=["journal_seq", "line_no", "ledger_account", "currency", "amount"],
     )
     return stored
 

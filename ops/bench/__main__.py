@@ -18,9 +18,9 @@ import platform
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
-from ops.bench.hop import TARGET_VS_FASTSTREAM, TARGET_VS_RAW, Variant, run_hop_bench
+from ops.bench import TARGET_VS_FASTSTREAM, TARGET_VS_RAW, Variant, run_hop_bench
 from ops.natsd import nats_server_binary
 
 HOP_MSGS = 20_000
@@ -105,9 +105,8 @@ def machine_info() -> str:
 
 def render(rows: list[Row]) -> str:
     """Return the rows as an aligned text table."""
-    header = Row("bench", "case", "value", "target", "verdict")
-    cells = [(r.bench, r.case, r.value, r.target, r.verdict) for r in [header, *rows]]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(header.__dict__))]
+    cells = [astuple(r) for r in [Row("bench", "case", "value", "target", "verdict"), *rows]]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
@@ -121,7 +120,9 @@ async def run_all(quick: bool) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.bench", description="Run every benchmark and print one table."
+    )
     parser.add_argument("--quick", action="store_true", help="smaller runs, well under 2 min")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

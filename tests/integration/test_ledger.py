@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 from nats.aio.msg import Msg
 from typer import Typer
@@ -418,7 +418,10 @@ async def test_positions_json_lists_what_the_ledger_holds(
     conn: Any, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TRADEOPS_DATABASE_URL", raising=False)
-    await book_fills(conn, [make_fill("buy", "10", "190", "0.19")])
+    await book_fills(
+        conn,
+        [make_fill("buy", "10", "190", "0.19"), make_fill("sell", "2", "65000", symbol="BTC-USD")],
+    )
     runner = CliRunner()
 
     result = await asyncio.to_thread(
@@ -438,9 +441,18 @@ async def test_positions_json_lists_what_the_ledger_holds(
             "avg_cost": "190",
             "cost_basis": "1900",
             "realized_pnl": "0",
-        }
+        },
+        {
+            "account": "paper-1",
+            "symbol": "BTC-USD",
+            "currency": "USD",
+            "quantity": "-2",
+            "avg_cost": "65000",
+            "cost_basis": "-130000",  # plain digits, though Postgres hands back 1.3E+5
+            "realized_pnl": "0",
+        },
     ]
-    assert doc["cash"] == [{"account": "paper-1", "currency": "USD", "balance": "998099.81"}]
+    assert doc["cash"] == [{"account": "paper-1", "currency": "USD", "balance": "1128099.81"}]
 
 
 async def test_positions_reads_the_running_stacks_database_url(

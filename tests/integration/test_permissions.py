@@ -12,15 +12,15 @@ import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from prometheus_client import REGISTRY
 
-from bus import Credentials, connect
+from bus import Credentials, Signer, connect
 from contracts import Identity
 from contracts import subjects as s
 from contracts import topology as t
@@ -33,6 +33,9 @@ pytestmark = pytest.mark.integration
 
 DENIED_TIMEOUT_S = 0.5
 """How long a request-style call waits before a denial surfaces as a timeout."""
+
+ANSWER_GRACE_S = 0.3
+"""How long to let a server's answer land before checking that it did not reach a stream."""
 
 # What a request-style call raises when the server drops it for lack of permission.
 REQUEST_DENIED = (nats.errors.TimeoutError, nats.errors.NoRespondersError)
@@ -66,6 +69,19 @@ async def until(condition: Callable[[], bool], timeout_s: float = 2.0) -> bool:
     return True
 
 
+async def subscribed(nc: NATS, subject: str) -> Subscription:
+    """Subscribe and wait until the server has the subscription.
+
+    nats-py writes the PING of `flush()` straight to the socket, possibly ahead of the SUB still
+    in its pending buffer, so one flush may return before the server has the subscription. By
+    the second, the flusher task has written the SUB.
+    """
+    sub = await nc.subscribe(subject)
+    await nc.flush()
+    await nc.flush()
+    return sub
+
+
 async def stored(js: JetStreamContext, stream: str) -> int:
     """Return how many messages `stream` holds (asked as ops)."""
     info = await js.stream_info(stream)
@@ -77,6 +93,11 @@ async def topology_names(js: JetStreamContext) -> tuple[set[str], set[str]]:
     streams = {i.config.name for i in await js.streams_info()}
     consumers = {c.name for c in await js.consumers_info(t.INTENTS)}
     return streams, consumers
+
+
+def server_log(server: NatsServer) -> str:
+    """Return what the test's nats-server has logged so far."""
+    return server.log_path.read_text()
 
 
 def tls_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
@@ -159,11 +180,11 @@ async def test_agent_consumes_own_consumer_and_publishes_its_output(
     [msg] = await sub.fetch(1, timeout=2)
     await msg.ack_sync()
     ack = await js.publish(output, b"output")
+    info = await js.consumer_info(stream, durable)
 
     # Assert
     assert msg.data == b"input"
-    info = await ops_js.consumer_info(stream, durable)
-    assert (info.num_ack_pending, info.num_pending) == (0, 0)
+    assert (info.num_ack_pending, info.num_pending, info.ack_floor.stream_seq) == (0, 0, 1)
     raw = await ops_js.get_msg(ack.stream, subject=output)
     assert (raw.seq, raw.data) == (ack.seq, b"output")
 
@@ -223,8 +244,7 @@ async def test_agent_receives_ops_kill_on_its_control_subscription(
 ) -> None:
     # Arrange
     nc = await connect_as(Identity.EXECUTOR)
-    sub = await nc.subscribe(s.CONTROL_ALL)
-    await nc.flush()
+    sub = await subscribed(nc, s.CONTROL_ALL)
 
     # Act
     ack = await ops_nc.jetstream().publish(s.CONTROL_KILL, b"kill")
@@ -232,6 +252,45 @@ async def test_agent_receives_ops_kill_on_its_control_subscription(
 
     # Assert
     assert (ack.stream, msg.subject, msg.data) == (t.CONTROL, s.CONTROL_KILL, b"kill")
+
+
+@pytest.mark.parametrize("spec", t.DEAD_LETTER_CONSUMERS, ids=lambda c: c.durable)
+async def test_agent_consumes_own_exhausted_advisories(
+    spec: t.ConsumerSpec, ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange: an advisory as the server would publish it, stored in ADVISORIES
+    await ops_nc.jetstream().publish(spec.filter_subject, b'{"stream_seq": 7}')
+    nc = await connect_as(spec.owner)
+
+    # Act
+    sub = await nc.jetstream().pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
+    [msg] = await sub.fetch(1, timeout=2)
+    await msg.ack_sync()
+
+    # Assert
+    assert msg.data == b'{"stream_seq": 7}'
+    info = await ops_nc.jetstream().consumer_info(spec.stream, spec.durable)
+    assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 1)
+
+
+async def test_ingestor_market_tick_reaches_each_follower_once_and_is_stored(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange
+    followers = {i: await connect_as(i) for i in t.FOLLOWS}
+    subs = {i: await subscribed(nc, s.every(s.MARKET_TICK)) for i, nc in followers.items()}
+
+    # Act
+    await followers[Identity.INGESTOR].publish("market.tick.AAPL", b"187.25")
+    await ops_nc.publish("market.tick.MSFT", b"410.10")
+
+    # Assert: each follower sees both ticks exactly once, and MARKET keeps both
+    for sub in subs.values():
+        got = {(m.subject, m.data) for m in [await sub.next_msg(timeout=2) for _ in range(2)]}
+        assert got == {("market.tick.AAPL", b"187.25"), ("market.tick.MSFT", b"410.10")}
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=0.2)
+    assert await stored(ops_nc.jetstream(), t.MARKET) == 2
 
 
 # --- and nothing else -------------------------------------------------------------------------
@@ -351,18 +410,21 @@ async def test_client_cannot_make_the_server_write_its_puback_into_control(
     await client.flush()
 
     # Assert: the intent is stored, its PubAck is not
-    assert await until(lambda: False, timeout_s=0.3) is False  # let any answer land
+    await asyncio.sleep(ANSWER_GRACE_S)
     assert await stored(ops_js, t.INTENTS) == 1
     assert await stored(ops_js, t.CONTROL) == 0
 
 
 @pytest.mark.parametrize("agent", AGENTS)
 async def test_agent_cannot_replay_an_old_control_message_into_control_by_direct_get(
-    agent: Identity, ops_nc: NATS, connect_as: ConnectAs
+    agent: Identity, ops_nc: NATS, connect_as: ConnectAs, certs_dir: Path
 ) -> None:
-    # Arrange: resumed, then killed; a replayed resume would be the newest control message
+    # Arrange: resumed, then killed. A replayed resume keeps its headers, so its ops signature
+    # would still verify, and it would be the newest control message.
     ops_js = ops_nc.jetstream()
-    await ops_js.publish(s.CONTROL_RESUME, b"resume", headers={"Tradeops-Signature": "ops"})
+    signer = Signer.from_file(Identity.OPS, CertPaths(certs_dir).signing_key(Identity.OPS))
+    signed = signer.headers(s.CONTROL_RESUME, b"resume")
+    await ops_js.publish(s.CONTROL_RESUME, b"resume", headers=signed)
     await ops_js.publish(s.CONTROL_KILL, b"kill")
     nc = await connect_as(agent)
 
@@ -373,7 +435,7 @@ async def test_agent_cannot_replay_an_old_control_message_into_control_by_direct
     await nc.flush()
 
     # Assert
-    assert await until(lambda: False, timeout_s=0.3) is False
+    await asyncio.sleep(ANSWER_GRACE_S)
     assert await stored(ops_js, t.CONTROL) == 2
     latest = await ops_js.get_msg(t.CONTROL, subject=s.CONTROL_RESUME)
     assert latest.seq == 1
@@ -397,8 +459,35 @@ async def test_agent_cannot_redirect_its_own_outputs_puback_or_deliveries_into_c
     await nc.flush()
 
     # Assert
-    assert await until(lambda: False, timeout_s=0.3) is False
+    await asyncio.sleep(ANSWER_GRACE_S)
     assert await stored(ops_js, t.CONTROL) == 0
+
+
+async def test_agent_cannot_make_the_server_send_a_control_message_to_other_agents(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange: ops killed; the executor follows the control subjects live
+    ops_js = ops_nc.jetstream()
+    await ops_js.publish(s.CONTROL_KILL, b"kill")
+    executor = await connect_as(Identity.EXECUTOR)
+    follower = await subscribed(executor, s.CONTROL_ALL)
+    analyst = await connect_as(Identity.ANALYST)
+
+    # Act: the analyst has the stored kill and a PubAck answered on the control subjects
+    await analyst.publish(
+        f"$JS.API.DIRECT.GET.{t.CONTROL}.{s.CONTROL_KILL}", b"", reply=s.CONTROL_KILL
+    )
+    await analyst.publish("intent.analyzed.AAPL", b"analyzed", reply=s.CONTROL_RESUME)
+    await analyst.flush()
+    await asyncio.sleep(ANSWER_GRACE_S)
+    await ops_js.publish(s.CONTROL_RESUME, b"resume")
+
+    # Assert: all the executor hears is ops' own resume
+    msg = await follower.next_msg(timeout=2)
+    assert (msg.subject, msg.data) == (s.CONTROL_RESUME, b"resume")
+    with pytest.raises(nats.errors.TimeoutError):
+        await follower.next_msg(timeout=ANSWER_GRACE_S)
+    assert await stored(ops_js, t.CONTROL) == 2
 
 
 STREAM_AND_CONSUMER_CHANGES: dict[str, Callable[[JetStreamContext], Awaitable[object]]] = {
@@ -472,6 +561,7 @@ async def test_connecting_without_client_certificate_is_refused(
     with pytest.raises((ssl.SSLError, ConnectionResetError, nats.errors.NoServersError)):
         await connect_once(nats_server.layout.url, ctx, errors)
     assert any(isinstance(e, ssl.SSLError | ConnectionResetError) for e in errors), errors
+    assert await until(lambda: "didn't provide a certificate" in server_log(nats_server))
 
 
 async def test_connecting_with_certificate_from_another_ca_is_refused(
@@ -486,6 +576,7 @@ async def test_connecting_with_certificate_from_another_ca_is_refused(
     with pytest.raises((ssl.SSLError, ConnectionResetError, nats.errors.NoServersError)):
         await connect_once(nats_server.layout.url, ctx, errors)
     assert any(isinstance(e, ssl.SSLError | ConnectionResetError) for e in errors), errors
+    assert await until(lambda: "signed by unknown authority" in server_log(nats_server))
 
 
 async def test_connecting_with_valid_certificate_of_unknown_identity_is_an_authorization_violation(
@@ -512,11 +603,13 @@ async def test_bus_connect_as_unknown_identity_fails_fast(
     credentials = Credentials("mallory", copy)  # type: ignore[arg-type]
 
     # Act / Assert
-    with pytest.raises(nats.errors.Error):
-        await connect(
-            nats_server.layout.url,
-            credentials,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout_s=2,
-        )
+    with pytest.raises(nats.errors.Error) as refused:
+        async with asyncio.timeout(5):
+            await connect(
+                nats_server.layout.url,
+                credentials,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                connect_timeout_s=2,
+            )
+    assert "authorization violation" in str(refused.value).lower()

@@ -104,7 +104,7 @@ def test_sell_through_zero_flips_to_short_at_the_fill_price() -> None:
 
 def test_short_then_cover_realizes_the_price_drop() -> None:
     short = book_fill(None, make_fill("sell", "5", "200", "0")).position
-    assert (short.quantity, short.avg_cost, short.cost_basis) == (-5, D(200), D(-1000))
+    assert (short.quantity, short.avg_cost, short.cost_basis) == (D(-5), D(200), D(-1000))
 
     covered = book_fill(short, make_fill("buy", "5", "190", "0"))
 
@@ -192,3 +192,17 @@ def test_imbalances_names_the_currency_that_does_not_sum_to_zero() -> None:
     )
 
     assert imbalances(lines) == {"USD": D("-0.5")}
+
+
+def test_lines_travel_as_valid_contract_amounts() -> None:
+    booking = book_fill(None, make_fill("buy", "0.123456789", "1.23456789", "0.000000000000000001"))
+
+    for line in booking.lines:
+        assert JournalLine.model_validate_json(line.model_dump_json()) == line
+
+
+def test_opening_with_more_than_eighteen_places_is_refused() -> None:
+    with pytest.raises(BookingError) as caught:
+        opening_lines("paper-1", D("1.0000000000000000001"))
+
+    assert caught.value.code == "amount_out_of_range"

@@ -1,0 +1,101 @@
+"""Start the embedded stack for end-to-end tests, and read every intent's outcome."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+from nats.aio.client import Client as NATS
+
+from agents.settings import load_settings
+from bus import Credentials, connect
+from bus.publisher import INTENT_HEADER, KIND_HEADER
+from bus.replay import read_stream
+from contracts import AGENTS, Identity
+from contracts import topology as t
+from ops.stack import EmbeddedStack
+from tests.conftest import free_port
+
+TERMINAL = ("risk.rejected", "order.rejected", "ledger.posted", "dead_letter")
+
+
+@pytest.fixture
+def stack_dir() -> Iterator[Path]:
+    """A data dir outside pytest's tmp tree: embedded Postgres runs as another user when root,
+    and pytest resets its tmp root to 0700, which would lock that user out."""
+    path = Path(tempfile.mkdtemp(prefix="tradeops-test-"))
+    yield path / "stack"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write_config(data_dir: Path, extra: str = "") -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ports = "\n".join(f"{a} = {free_port()}" for a in AGENTS)
+    (data_dir / "tradeops.toml").write_text(
+        f"nats_port = {free_port()}\nnats_monitor_port = {free_port()}\n{extra}\n"
+        f"[health_ports]\n{ports}\n"
+        "[feed]\ninterval_ms = 100\n"
+        "[limits]\nrate_limit_per_s = 100000\n"
+    )
+
+
+@asynccontextmanager
+async def running_stack(
+    data_dir: Path, database_url: str | None = None
+) -> AsyncIterator[EmbeddedStack]:
+    write_config(data_dir)
+    settings = load_settings(data_dir)
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    stack = EmbeddedStack(settings)
+    try:
+        await stack.start()
+        await stack.wait_ready(timeout_s=180)
+        yield stack
+    finally:
+        await stack.stop()
+
+
+async def connect_to(stack: EmbeddedStack, identity: Identity) -> NATS:
+    return await connect(stack.layout.url, Credentials(identity, stack.settings.certs_dir))
+
+
+async def outcomes(ops_nc: NATS) -> dict[str, Counter[str]]:
+    """Count every intent's events by kind across the pipeline's streams."""
+    kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    for stream in (t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ):
+        async for msg in read_stream(ops_nc, stream):
+            iid = msg.headers.get(INTENT_HEADER)
+            if iid is None and msg.subject.startswith("intent.submitted."):
+                try:
+                    iid = str(json.loads(msg.data).get("intent_id"))
+                except (ValueError, AttributeError):
+                    iid = None
+            kind = msg.headers.get(KIND_HEADER) or "intent.submitted"
+            if iid:
+                kinds[iid][kind] += 1
+    return kinds
+
+
+def terminal_count(events: Counter[str]) -> int:
+    return sum(events[k] for k in TERMINAL)
+
+
+async def fetch_one(database_url: str, query: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return list(await conn.fetch(query))
+    finally:
+        await conn.close()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
