@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,15 @@ async def run_agent(agent: Agent) -> asyncio.Task[None]:
 async def stop_agent(agent: Agent, task: asyncio.Task[None]) -> None:
     agent.stop()
     await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+def stack_dir() -> Iterator[Path]:
+    """A data dir outside pytest's tmp tree: embedded Postgres runs as another user when root,
+    and pytest resets its tmp root to 0700, which would lock that user out."""
+    path = Path(tempfile.mkdtemp(prefix="tradeops-test-"))
+    yield path / "stack"
+    shutil.rmtree(path, ignore_errors=True)
 
 
 from tests.pg import database_url, pg_url  # noqa: E402, F401

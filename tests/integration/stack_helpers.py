@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-import pytest
 from nats.aio.client import Client as NATS
 
 from agents.settings import load_settings
@@ -25,15 +22,6 @@ from ops.stack import EmbeddedStack
 from tests.conftest import free_port
 
 TERMINAL = ("risk.rejected", "order.rejected", "ledger.posted", "dead_letter")
-
-
-@pytest.fixture
-def stack_dir() -> Iterator[Path]:
-    """A data dir outside pytest's tmp tree: embedded Postgres runs as another user when root,
-    and pytest resets its tmp root to 0700, which would lock that user out."""
-    path = Path(tempfile.mkdtemp(prefix="tradeops-test-"))
-    yield path / "stack"
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def write_config(data_dir: Path, extra: str = "") -> None:

@@ -17,12 +17,11 @@ from bus.replay import read_stream
 from contracts import AGENTS, Identity, OrderFilled
 from contracts import topology as t
 from tests.integration.pipeline_helpers import eventually
-from tests.integration.stack_helpers import (  # noqa: F401 - stack_dir is a fixture
+from tests.integration.stack_helpers import (
     connect_to,
     new_id,
     outcomes,
     running_stack,
-    stack_dir,
     terminal_count,
 )
 
