@@ -193,6 +193,7 @@ class ConsumerRuntime(Generic[T]):
                 futures.append(await self.publisher.start(out))
             spans.append((start, len(futures)))
         results = await self.publisher.settle(futures)
+        acked: dict[str, int] = {}
         for (msg, _outputs, dead), (lo, hi) in zip(emits, spans, strict=True):
             if all(results[lo:hi]):
                 if dead:
@@ -200,10 +201,12 @@ class ConsumerRuntime(Generic[T]):
                     self.stats.dead_lettered += 1
                 else:
                     await msg.ack()
-                    self.stats.processed += 1
-                    PROCESSED.labels(agent=self.agent, subject=msg.subject).inc()
+                    acked[msg.subject] = acked.get(msg.subject, 0) + 1
             else:
                 retry.append((msg, TimeoutError("outputs not acknowledged by the stream")))
+        for subject, count in acked.items():
+            self.stats.processed += count
+            PROCESSED.labels(agent=self.agent, subject=subject).inc(count)
         for msg, exc in retry:
             await self._retry(msg, exc)
 

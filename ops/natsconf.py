@@ -1,10 +1,11 @@
-"""Render nats-server configuration: mutual TLS, verify_and_map, per-identity permissions."""
+"""Render nats-server configuration: mutual TLS, verify_and_map, one account per identity."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from contracts import Identity
 from contracts.permissions import Grant, grants
@@ -39,7 +40,6 @@ def _q(value: str | Path) -> str:
 JETSTREAM_ACCOUNT = "TRADEOPS"
 """The one account with JetStream: every stream, consumer and KV bucket, and the ops user."""
 
-_JS_API_PREFIX = "$JS.API."
 _JS_API_INFO = "$JS.API.INFO"
 _PULL_REQUEST_PREFIX = "$JS.API.CONSUMER.MSG.NEXT."
 
@@ -64,19 +64,14 @@ def subjects_overlap(a: str, b: str) -> bool:
 class Import:
     """One import of an account: a service (requests go out) or a stream (messages come in)."""
 
-    kind: str
+    kind: Literal["service", "stream"]
     account: str
     subject: str
 
     def render(self) -> str:
         if self.kind == "stream":
             return f"{{ stream: {{ account: {_q(self.account)}, subject: {_q(self.subject)} }} }}"
-        # The JetStream API serves the account named in the request's client info, which the
-        # server passes through the JetStream account's own import of `$JS.API.>` only if shared.
-        share = ", share: true" if self.subject.startswith(_JS_API_PREFIX) else ""
-        return (
-            f"{{ service: {{ account: {_q(self.account)}, subject: {_q(self.subject)} }}{share} }}"
-        )
+        return f"{{ service: {{ account: {_q(self.account)}, subject: {_q(self.subject)} }} }}"
 
 
 @dataclass

@@ -11,6 +11,7 @@ alternating rounds.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import statistics
 import tempfile
@@ -369,6 +370,7 @@ async def _run_once(
 ) -> HopRun:
     lane = _Lane.of(variant, round_)
     await _prepare(js, lane, submissions(n))
+    gc.collect()  # start every run from the same heap, not with the previous run's garbage
     try:
         watch = await asyncio.wait_for(RUNNERS[variant](env, lane, n), 30.0 + n / 200)
         outputs, acked = await _outcome(js, lane, n)
