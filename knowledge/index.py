@@ -122,8 +122,16 @@ class KnowledgeIndex:
                 return cached
         started = time.perf_counter()
         built = cls.build(load_passages(docs_dir), encoder or load_encoder())
-        built.cache_dir = cache_dir
-        built._save(cache_dir, wanted)
+        try:
+            built._save(cache_dir, wanted)
+            built.cache_dir = cache_dir
+        except OSError as exc:
+            log.warning(
+                "could not cache the knowledge index in %s (%s); using it from memory, it will "
+                "be rebuilt at the next start",
+                cache_dir,
+                exc,
+            )
         log.info(
             "knowledge index built: %d passages in %.2fs, cached in %s",
             len(built),

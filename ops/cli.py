@@ -13,6 +13,7 @@ from ops.certs import init_certs
 from ops.cli_common import DEFAULT_DATA_DIR, DataDir
 from ops.cli_control import register as register_control
 from ops.cli_intent import register as register_intent
+from ops.cli_knowledge import register as register_knowledge
 from ops.cli_ledger import read_ledger, render
 from ops.cli_ledger import register as register_ledger
 from ops.cli_stack import register as register_stack
@@ -69,6 +70,7 @@ def nats_config(
 register_stack(app)
 register_intent(app)
 register_ledger(app)
+register_knowledge(app)
 
 
 async def _positions_text(database_url: str) -> str:

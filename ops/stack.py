@@ -163,8 +163,18 @@ class EmbeddedStack:
                     self.progress(f"{agent} ready")
                     del pending[agent]
             if pending and loop.time() > deadline:
-                raise TimeoutError(f"agents not ready after {timeout_s}s: {sorted(pending)}")
+                tails = "\n".join(self._log_tail(str(a)) for a in pending)
+                raise TimeoutError(
+                    f"agents not ready after {timeout_s}s: {sorted(pending)}\n{tails}"
+                )
             await asyncio.sleep(0.2)
+
+    def _log_tail(self, name: str, lines: int = 15) -> str:
+        comp = self.components.get(name)
+        if comp is None or not comp.log_path.exists():
+            return f"({name}: no log)"
+        tail = comp.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- last lines of {comp.log_path} ---\n" + "\n".join(tail)
 
     # -- state ---------------------------------------------------------------------------------
 

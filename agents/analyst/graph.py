@@ -4,8 +4,9 @@
 
 - retrieve: a few retrieval queries per intent (order, rationale, trading state), all
   embedded in one batched call, merged round robin into the intent's top passages;
-- assess: the chat model reviews every intent (`abatch`, bounded concurrency); the call is
-  skipped while the provider's circuit is open or its token budget is spent;
+- assess: the chat model reviews every intent (`abatch`; a remote model in chunks of bounded
+  concurrency within a time budget); skipped while the provider's circuit is open or its token
+  budget is spent;
 - guard: validates each answer, falls back to the offline reviewer (degraded) when unusable,
   and lets hard findings (prompt injection, breached limits) only tighten the answer.
 
@@ -15,7 +16,6 @@ The runtime dependencies (index, model, provider health) come in the `AnalystCon
 from __future__ import annotations
 
 import asyncio
-import math
 import operator
 import time
 from collections.abc import Sequence
@@ -31,15 +31,19 @@ from langgraph.runtime import Runtime
 
 from agents.analyst import metrics
 from agents.analyst.case import ReviewCase, retrieval_queries
-from agents.analyst.guard import Draft, Judgement, Skipped, judge
+from agents.analyst.guard import PROVIDER_TIMEOUT, Draft, Judgement, Skipped, judge
 from agents.analyst.health import ProviderHealth
 from agents.analyst.prompt import render_messages
 from agents.analyst.reviewer import OfflineReviewer
 from contracts import Analysis
+from contracts import topology as t
 from knowledge import Hit
 
 MAX_CONCURRENCY = 32
 """Remote calls in flight at once within one batch."""
+ASSESS_BUDGET_S = t.consumer("analyst").ack_wait_s / 3
+"""Remote calls start only this long into a batch: with one call's timeout after it, the batch
+is settled well within the consumer's ack wait (60 s), so it is not redelivered meanwhile."""
 
 
 class Retriever(Protocol):
@@ -63,6 +67,8 @@ class AnalystContext:
     top_k: int = 4
     timeout_s: float = 20.0
     max_concurrency: int = MAX_CONCURRENCY
+    assess_budget_s: float = ASSESS_BUDGET_S
+    """No new remote calls start after this long into a batch."""
 
 
 @dataclass
@@ -116,27 +122,42 @@ async def assess_intents(state: State, runtime: Runtime[AnalystContext]) -> dict
     """Ask the chat model to review every intent of the batch."""
     started = time.perf_counter()
     ctx = runtime.context
-    count = len(state.cases)
     skip = ctx.health.skip_reason() if ctx.remote else None
+    prompts: list[LanguageModelInput] = [
+        render_messages(case, hits) for case, hits in zip(state.cases, state.hits, strict=True)
+    ]
     drafts: list[Draft]
     if skip is not None:
-        drafts = [Skipped(skip)] * count
+        drafts = [Skipped(skip)] * len(prompts)
+    elif not ctx.remote:
+        drafts = list(await ctx.model.abatch(prompts, return_exceptions=True))
     else:
-        prompts: list[LanguageModelInput] = [
-            render_messages(case, hits) for case, hits in zip(state.cases, state.hits, strict=True)
-        ]
-        config: RunnableConfig = {"max_concurrency": ctx.max_concurrency}
-        # The client enforces timeout_s per call; this bounds the batch if a layer ignores it.
-        deadline = ctx.timeout_s * math.ceil(max(count, 1) / ctx.max_concurrency) + 5.0
-        try:
-            answers = await asyncio.wait_for(
-                ctx.model.abatch(prompts, config, return_exceptions=True), deadline
-            )
-            drafts = list(answers)
-        except TimeoutError as exc:
-            drafts = [exc] * count
+        drafts = await _assess_remote(prompts, ctx)
     metrics.SECONDS.labels(stage="assess").observe(time.perf_counter() - started)
     return {"drafts": drafts}
+
+
+async def _assess_remote(prompts: Sequence[LanguageModelInput], ctx: AnalystContext) -> list[Draft]:
+    # Chunks of `max_concurrency` calls, each bounded by the client's timeout_s; chunks that
+    # would start after the batch budget are not sent, so a slow provider cannot hold a batch
+    # past its ack wait (they degrade with `provider_timeout`).
+    loop = asyncio.get_running_loop()
+    budget_ends = loop.time() + ctx.assess_budget_s
+    config: RunnableConfig = {"max_concurrency": ctx.max_concurrency}
+    drafts: list[Draft] = []
+    for start in range(0, len(prompts), ctx.max_concurrency):
+        chunk = list(prompts[start : start + ctx.max_concurrency])
+        if loop.time() >= budget_ends:
+            drafts.extend([Skipped(PROVIDER_TIMEOUT)] * len(chunk))
+            continue
+        try:
+            answers = await asyncio.wait_for(
+                ctx.model.abatch(chunk, config, return_exceptions=True), ctx.timeout_s + 5.0
+            )
+            drafts.extend(answers)
+        except TimeoutError as exc:  # a layer ignored the client timeout
+            drafts.extend([exc] * len(chunk))
+    return drafts
 
 
 async def guard_analyses(state: State, runtime: Runtime[AnalystContext]) -> dict[str, Any]:

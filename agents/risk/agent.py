@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import OrderedDict
@@ -125,8 +124,8 @@ class RiskGate(Agent):
         ]
 
     async def open(self) -> None:
-        codes = {i.calendar for i in self.settings.instruments}
-        await asyncio.to_thread(self.market_hours.preload, codes)
+        # About 0.1 s per venue, once, before any consumer runs: not worth a thread.
+        self.market_hours.preload({i.calendar for i in self.settings.instruments})
         self._ticks = await self.nc.subscribe(s.every(s.MARKET_TICK), cb=self._on_tick)
         await self._bootstrap_prices()
         await self._rebuild()

@@ -1,7 +1,7 @@
 """Market hours of each instrument's venue, from `exchange_calendars`, with an injectable clock.
 
 Building a calendar takes about 0.1 s and one `is_open_on_minute` call about 0.1 ms, so the
-calendars are built once (`preload`, at start-up, off the event loop) and the answer is cached per
+calendars are built once (`preload`, at start-up) and the answer is cached per
 (calendar, minute). A minute outside the calendar's bounds (it covers about 20 years back and one
 year ahead of when it was built) counts as closed: the gate refuses rather than guesses.
 """

@@ -226,7 +226,8 @@ async def test_executor_rejection_releases_pending_so_the_next_intent_fits(
 
 async def _consumed(ops_nc: NATS, durable: str) -> bool:
     info = await ops_nc.jetstream().consumer_info(t.ORDERS, durable)
-    return info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq > 0
+    done: bool = info.num_pending == 0 and info.num_ack_pending == 0
+    return done and info.delivered.stream_seq > 0
 
 
 async def test_restarted_gate_keeps_pending_exposure_and_rejects_past_the_limit(
@@ -262,5 +263,9 @@ async def test_gate_without_read_access_to_risk_refuses_to_start(
     gate = RiskGate(settings, market_hours=MarketHours(clock=lambda: OPEN_MINUTE))
 
     # Act / Assert
-    with pytest.raises(RebuildFailed, match=r"\$JS\.API\.DIRECT\.GET\.RISK"):
-        await asyncio.wait_for(gate.run(), 20)
+    try:
+        with pytest.raises(RebuildFailed, match=r"\$JS\.API\.DIRECT\.GET\.RISK"):
+            await asyncio.wait_for(gate.run(), 20)
+    finally:
+        if gate._nc is not None:
+            await gate.nc.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -42,6 +43,8 @@ class ScriptedModel(BaseChatModel):
         behaviour = case.intent.strategy or "ok"
         if behaviour == "timeout":
             raise TimeoutError("no answer in time")
+        if behaviour == "slow":
+            await asyncio.sleep(0.2)
         if behaviour == "error":
             raise RuntimeError("HTTP 500 from provider")
         content = (
@@ -73,7 +76,7 @@ def index(encoder: HashEncoder, tmp_path_factory: pytest.TempPathFactory) -> Kno
     return KnowledgeIndex.open(tmp_path_factory.mktemp("kn"), DEFAULT_DOCS_DIR, encoder)
 
 
-def scripted_engine(index: KnowledgeIndex, model: ScriptedModel) -> AnalystEngine:
+def scripted_engine(index: KnowledgeIndex, model: ScriptedModel, **overrides: Any) -> AnalystEngine:
     return AnalystEngine(
         AnalystContext(
             retriever=index,
@@ -83,6 +86,7 @@ def scripted_engine(index: KnowledgeIndex, model: ScriptedModel) -> AnalystEngin
             remote=True,
             reviewer=OfflineReviewer(),
             health=ProviderHealth(max_tokens_per_day=1_000_000),
+            **overrides,
         )
     )
 
@@ -174,6 +178,19 @@ async def test_after_five_failures_the_provider_is_not_called_for_the_cooldown(
     assert judgements[0].degraded_reason == "circuit_open"
     assert judgements[0].analysis.recommendation is Recommendation.APPROVE
     assert engine.status()["mode"] == "degraded"
+
+
+async def test_remote_calls_stop_starting_once_the_batch_budget_is_spent(
+    index: KnowledgeIndex,
+) -> None:
+    model = ScriptedModel()
+    engine = scripted_engine(index, model, max_concurrency=2, assess_budget_s=0.1)
+
+    judgements = await engine.review([make_case(strategy="slow") for _ in range(6)])
+
+    assert model.calls == 2  # the first chunk of two; the rest would overrun the budget
+    assert [j.degraded_reason for j in judgements] == [None] * 2 + ["provider_timeout"] * 4
+    assert [j.outcome for j in judgements[2:]] == ["skipped"] * 4
 
 
 def test_merge_takes_each_querys_best_in_turn_without_repeats() -> None:

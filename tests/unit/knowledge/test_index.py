@@ -97,3 +97,13 @@ def test_k_larger_than_the_corpus_returns_every_passage(docs: Path, tmp_path: Pa
     (hits,) = index.search(["anything"], k=10_000)
 
     assert len(hits) == len(index)
+
+
+def test_unwritable_cache_leaves_a_working_index_in_memory(docs: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+
+    index = KnowledgeIndex.open(blocker / "cache", docs, HashEncoder())
+
+    assert index.rebuilt and index.cache_dir is None
+    assert len(index.search(["kill switch"], k=2)[0]) == 2

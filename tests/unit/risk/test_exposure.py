@@ -32,7 +32,7 @@ def test_line_buy_then_sell_higher_realizes_the_difference() -> None:
     assert line.book(D(100), D(10)) == 0
     assert line.book(D(50), D(13)) == 0  # average cost 11
     assert line.book(D(-150), D(12)) == D(150)
-    assert (line.position, line.avg_price) == (0, 0)
+    assert (line.position, line.avg_price) == (D(0), D(0))
 
 
 def test_line_sell_through_a_long_flips_short_at_the_fill_price() -> None:
@@ -54,7 +54,7 @@ def test_fill_moves_pending_to_position_and_books_pnl_after_fees() -> None:
 
     # Assert
     line = exposure.line("paper-1", "AAPL")
-    assert (line.position, line.pending_buy, line.pending_sell) == (0, 0, 0)
+    assert (line.position, line.pending_buy, line.pending_sell) == (D(0), D(0), D(0))
     assert exposure.realized_usd == D(-1002)
     assert exposure.realized_on(NOW.date()) == D(-1002)
     assert exposure.equity_usd() == D(998_998)
@@ -118,7 +118,7 @@ def test_view_counts_pending_in_worst_case_gross_and_marks_unrealized() -> None:
     view = exposure.view(intent("200"), D(200), NOW.date())
 
     # Assert
-    assert (view.position, view.pending_buy, view.pending_sell) == (D(1000), D(500), 0)
+    assert (view.position, view.pending_buy, view.pending_sell) == (D(1000), D(500), D(0))
     assert view.symbol_gross_before_usd == D(1500) * 200
     assert view.symbol_gross_after_usd == D(1700) * 200
     assert view.gross_before_usd == D(1500) * 200 + D(4000)

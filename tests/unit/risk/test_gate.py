@@ -59,7 +59,7 @@ def test_btc_on_a_saturday_is_approved_at_the_gate_tick(tmp_path: Path) -> None:
     # Assert
     assert emit.subject == "risk.approved.BTC-USD"
     assert isinstance(emit.event, RiskApproved)
-    assert (emit.event.reference_price, emit.event.notional_usd) == (Decimal(65000), 32500)
+    assert (emit.event.reference_price, emit.event.notional_usd) == (Decimal(65000), Decimal(32500))
     assert risk.exposure.line("paper-1", "BTC-USD").pending_buy == Decimal("0.5")
     assert counted("tradeops_risk_decisions_total", decision="approved") == before + 1
 

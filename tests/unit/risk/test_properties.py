@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from agents.risk.checks import evaluate
 from agents.risk.exposure import Exposure
 from agents.settings import Limits
-from contracts import IntentEvent, OrderFilled, RiskApproved, Side, TradeIntent, TradingState
+from contracts import OrderFilled, OrderRejected, RiskApproved, Side, TradeIntent, TradingState
 from tests.unit.risk.factories import (
     AAPL,
     NOW,
@@ -35,7 +35,8 @@ PERMISSIVE = Limits(
 new_intent = st.tuples(
     st.just("intent"),
     st.sampled_from([Side.BUY, Side.SELL]),
-    st.integers(min_value=1, max_value=int(AAPL.max_quantity)),
+    # lots of 100 up to the per-order maximum, plus odd sizes: drawn evenly, not small-biased
+    st.one_of(st.sampled_from(range(100, int(AAPL.max_quantity) + 1, 100)), st.integers(1, 5000)),
     st.sampled_from(["paper-1", "paper-2"]),
 )
 outcome = st.tuples(
@@ -43,7 +44,8 @@ outcome = st.tuples(
     st.integers(min_value=0, max_value=10**6),  # which pending intent
     st.integers(min_value=1, max_value=100),  # percent of it filled
 )
-operations = st.lists(st.one_of(new_intent, outcome), max_size=120)
+operations = st.lists(st.one_of(new_intent, new_intent, outcome), min_size=20, max_size=120)
+"""Intents twice as likely as outcomes, so pending approvals pile up."""
 
 
 @dataclass
@@ -51,8 +53,8 @@ class Run:
     """A book driven through `evaluate` and outcomes, and the events it produced in order."""
 
     exposure: Exposure = field(default_factory=lambda: Exposure(D(2_000_000)))
-    risk_stream: list[IntentEvent] = field(default_factory=list)
-    orders_stream: list[IntentEvent] = field(default_factory=list)
+    risk_stream: list[RiskApproved] = field(default_factory=list)
+    orders_stream: list[OrderFilled | OrderRejected] = field(default_factory=list)
     intents: dict[uuid.UUID, TradeIntent] = field(default_factory=dict)
 
     def step(self, op: tuple[Any, ...]) -> None:
@@ -74,12 +76,13 @@ class Run:
         trade = self.intents[pending[which % len(pending)]]
         if op[0] == "fill":
             part = max(D(1), (trade.quantity * percent / 100).to_integral_value())
-            event: IntentEvent = filled(trade, price=PRICE + which % 7, quantity=part)
-            self.exposure.apply_fill(event)  # type: ignore[arg-type]
+            fill = filled(trade, price=PRICE + which % 7, quantity=part)
+            self.exposure.apply_fill(fill)
+            self.orders_stream.append(fill)
         else:
-            event = order_rejected(trade)
-            self.exposure.apply_order_rejected(event)  # type: ignore[arg-type]
-        self.orders_stream.append(event)
+            rejection = order_rejected(trade)
+            self.exposure.apply_order_rejected(rejection)
+            self.orders_stream.append(rejection)
 
 
 def snapshot(exposure: Exposure) -> tuple[object, ...]:
@@ -92,17 +95,18 @@ def snapshot(exposure: Exposure) -> tuple[object, ...]:
     )
 
 
-def rebuild(risk_stream: list[IntentEvent], orders_stream: list[IntentEvent]) -> Exposure:
+def rebuild(
+    risk_stream: list[RiskApproved], orders_stream: list[OrderFilled | OrderRejected]
+) -> Exposure:
     """Do what the gate does at start-up: the RISK stream, then the ORDERS stream."""
     exposure = Exposure(D(2_000_000))
-    for event in risk_stream:
-        assert isinstance(event, RiskApproved)
-        exposure.apply_approved(event)
+    for approval in risk_stream:
+        exposure.apply_approved(approval)
     for event in orders_stream:
         if isinstance(event, OrderFilled):
             exposure.apply_fill(event)
         else:
-            exposure.apply_order_rejected(event)  # type: ignore[arg-type]
+            exposure.apply_order_rejected(event)
     return exposure
 
 
@@ -136,7 +140,7 @@ def test_replaying_the_streams_rebuilds_the_live_book_even_with_fills_seen_again
         if isinstance(event, OrderFilled):
             replayed.apply_fill(event)
         else:
-            replayed.apply_order_rejected(event)  # type: ignore[arg-type]
+            replayed.apply_order_rejected(event)
 
     # Assert
     assert snapshot(replayed) == snapshot(run.exposure)
