@@ -141,7 +141,7 @@ FOLLOWS: dict[Identity, tuple[str, ...]] = {
 DIRECT_READS: dict[Identity, tuple[str, ...]] = {
     Identity.INGESTOR: (MARKET, INTENTS),
     Identity.ANALYST: (INTENTS,),
-    Identity.RISK: (MARKET, INTENTS, ORDERS),
+    Identity.RISK: (MARKET, INTENTS, RISK, ORDERS),
     Identity.EXECUTOR: (MARKET, RISK),
     Identity.LEDGER: (ORDERS,),
 }

@@ -41,7 +41,8 @@ JETSTREAM_ACCOUNT = "TRADEOPS"
 """The one account with JetStream: every stream, consumer and KV bucket, and the ops user."""
 
 _JS_API_INFO = "$JS.API.INFO"
-_PULL_REQUEST_PREFIX = "$JS.API.CONSUMER.MSG.NEXT."
+# Requests answered with many messages: a pull request (the batch), a batched direct get.
+_STREAMED_PREFIXES = ("$JS.API.CONSUMER.MSG.NEXT.", "$JS.API.DIRECT.GET.")
 
 
 def account_of(identity: Identity) -> str:
@@ -107,8 +108,8 @@ class Account:
 
 
 def _response_type(subject: str) -> str:
-    # A pull request is answered with many messages (the batch); everything else with one.
-    return "stream" if subject.startswith(_PULL_REQUEST_PREFIX) else "singleton"
+    # A singleton import forwards only the first answer back to the requester.
+    return "stream" if subject.startswith(_STREAMED_PREFIXES) else "singleton"
 
 
 def _render_user(grant: Grant) -> list[str]:

@@ -34,6 +34,7 @@ from agents.risk.checks import Verdict, evaluate, explain
 from agents.risk.exposure import Exposure
 from agents.settings import Settings
 from bus import Delivery, Emit, Outcome, Rejected
+from bus.replay import read_stream
 from contracts import (
     Identity,
     IntentAnalyzed,
@@ -61,7 +62,8 @@ REJECTIONS = Counter(
 )
 
 REPLAY_TIMEOUT_S = 3.0
-"""How long one direct get may take before the rebuild gives up (a denial is a timeout)."""
+"""How long one batch of the replay may take before the rebuild gives up (a denial is a
+timeout)."""
 MAX_REMEMBERED = 200_000
 """Decided intents remembered for redeliveries (the oldest are forgotten first)."""
 _WIRE_STEP = Decimal("1e-10")
@@ -277,27 +279,16 @@ class RiskGate(Agent):
         )
 
     async def _stored(self, stream: str, subject: str) -> AsyncIterator[tuple[str, bytes]]:
-        """Yield (subject, data) of every stored message of `stream` matching `subject`.
-
-        One direct get per message (`next_by_subj`). The batched `bus.replay.read_stream` gets
-        only its first answer back across this identity's account import, which the server
-        config declares a `singleton` response.
-        """
-        js = self.nc.jetstream(timeout=REPLAY_TIMEOUT_S)
-        seq = 1
-        while True:
-            try:
-                raw = await js.get_msg(stream, seq=seq, subject=subject, direct=True, next=True)
-            except NotFoundError:
-                return
-            except (nats.errors.TimeoutError, TimeoutError) as exc:
-                raise RebuildFailed(
-                    f"cannot read stream {stream} ({subject}) by direct get as {self.identity}: "
-                    f"no answer in {REPLAY_TIMEOUT_S:g} s. The identity needs "
-                    f"$JS.API.DIRECT.GET.{stream} (contracts/topology.py DIRECT_READS); the gate "
-                    "will not start without its pending exposure."
-                ) from exc
-            if raw.seq is None or raw.subject is None:
-                return
-            yield raw.subject, raw.data or b""
-            seq = raw.seq + 1
+        """Yield (subject, data) of every stored message of `stream` matching `subject`."""
+        try:
+            async for msg in read_stream(
+                self.nc, stream, subject=subject, timeout_s=REPLAY_TIMEOUT_S
+            ):
+                yield msg.subject, msg.data
+        except (nats.errors.TimeoutError, TimeoutError) as exc:
+            raise RebuildFailed(
+                f"cannot read stream {stream} ({subject}) by direct get as {self.identity}: "
+                f"no answer in {REPLAY_TIMEOUT_S:g} s. The identity needs "
+                f"$JS.API.DIRECT.GET.{stream} (contracts/topology.py DIRECT_READS); the gate "
+                "will not start without its pending exposure."
+            ) from exc

@@ -61,7 +61,7 @@ async def assert_ledger_matches_fills(ops, database_url: str) -> None:  # type: 
         order = [
             r["intent_id"]
             for r in await conn.fetch(
-                "SELECT intent_id FROM journal WHERE intent_id IS NOT NULL ORDER BY journal_seq"
+                "SELECT intent_id FROM journal WHERE kind = 'fill' ORDER BY journal_seq"
             )
         ]
         by_id = {f.intent_id: f for f in await fills_in_order(ops)}

@@ -1,9 +1,4 @@
-"""The risk gate against a real nats-server: bursts, executor outcomes and restarts.
-
-The gate rebuilds its book from the RISK stream at start-up, which needs the risk identity to
-direct-get RISK. Until `contracts/topology.py` grants it (`DIRECT_READS[Identity.RISK]` with
-`RISK`), `grant_risk_replay` adds exactly that grant to the test server's configuration.
-"""
+"""The risk gate against a real nats-server: bursts, executor outcomes and restarts."""
 
 from __future__ import annotations
 
@@ -53,14 +48,6 @@ OPEN_MINUTE = datetime(2024, 6, 5, 19, 0, tzinfo=UTC)
 """A Wednesday 15:00 in New York: the gate's market hours are pinned here, XNYS open."""
 LIMITS = Limits(concentration_pct=Decimal(100), rate_limit_per_s=1000)
 """Default limits, except that one symbol may be the whole book and bursts are not throttled."""
-
-
-@pytest.fixture(autouse=True)
-def grant_risk_replay(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let the risk identity direct-get RISK (rendered into the server config at its start)."""
-    reads = t.DIRECT_READS[Identity.RISK]
-    if t.RISK not in reads:
-        monkeypatch.setitem(t.DIRECT_READS, Identity.RISK, (*reads, t.RISK))
 
 
 @pytest.fixture

@@ -51,9 +51,10 @@ def intent(
     symbol: str = "AAPL",
     account: str = "paper-1",
     limit_price: str | None = None,
+    intent_id: uuid.UUID | None = None,
 ) -> TradeIntent:
     return TradeIntent(
-        intent_id=uuid.uuid4(),
+        intent_id=intent_id or uuid.uuid4(),
         account=account,
         symbol=symbol,
         side=side,

@@ -56,11 +56,15 @@ class Run:
     risk_stream: list[RiskApproved] = field(default_factory=list)
     orders_stream: list[OrderFilled | OrderRejected] = field(default_factory=list)
     intents: dict[uuid.UUID, TradeIntent] = field(default_factory=dict)
+    seen: int = 0
 
     def step(self, op: tuple[Any, ...]) -> None:
         if op[0] == "intent":
             _, side, quantity, account = op
-            trade = intent(D(quantity), side, account=account)
+            # ids from a counter: the run (which pending intent an outcome picks) must be a
+            # function of `ops` alone, as hypothesis replays it
+            self.seen += 1
+            trade = intent(D(quantity), side, account=account, intent_id=uuid.UUID(int=self.seen))
             verdict = evaluate(
                 analyzed(trade), self.exposure, trading_state=TradingState.ACTIVE,
                 limits=PERMISSIVE, instrument=AAPL, now=NOW, market_open=True,
