@@ -51,6 +51,8 @@ async def connect(
             log.warning("nats error for %s: %s", identity, text)
 
     async def disconnected_cb() -> None:
+        if holder and holder[0].is_closed:
+            return  # our own close(), not an outage
         CONNECTION_EVENTS.labels(identity=identity, event="disconnected").inc()
         log.warning("%s disconnected from NATS", identity)
 

@@ -80,10 +80,16 @@ async def _positions_text(database_url: str) -> str:
 register_control(app, _positions_text)
 
 
+def _quiet_tls_close(record: logging.LogRecord) -> bool:
+    # asyncio warns on every TLS connection closed by the peer; it says nothing actionable.
+    return "eof_received" not in record.getMessage()
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("asyncio").addFilter(_quiet_tls_close)
     app()
 
 
