@@ -18,15 +18,14 @@ from typing import Generic, TypeVar
 
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from nats.js.errors import APIError
 
 from bus.deadletter import dead_letter
 from bus.errors import Rejected
 from bus.metrics import DEAD_LETTERED, FAILED, HANDLER_SECONDS, PROCESSED
 from bus.publisher import Emit, Publisher
+from bus.pull import PullConsumer
 from contracts import Identity, InvalidMessage
 from contracts.topology import ConsumerSpec
 
@@ -102,51 +101,52 @@ class ConsumerRuntime(Generic[T]):
         self.fetch_timeout_s = fetch_timeout_s
         self.stats = stats or RuntimeStats()
         self._stopping = asyncio.Event()
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self.nc = js._nc
+        self._pull: PullConsumer | None = None
 
     @property
     def bound(self) -> bool:
         """True once the pull subscription is bound to the durable consumer."""
-        return self._sub is not None
+        return self._pull is not None
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run` (graceful drain)."""
         self._stopping.set()
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
-        # Bind makes no API call: the agent needs no consumer-create permission.
-        if self._sub is None:
-            self._sub = await self.js.pull_subscribe_bind(
-                durable=self.spec.durable, stream=self.spec.stream
-            )
-        return self._sub
+    async def _bind(self) -> PullConsumer:
+        # Binding makes no API call: the agent needs no consumer-create permission.
+        if self._pull is None:
+            pull = PullConsumer(self.nc, self.spec.stream, self.spec.durable, self.batch_size)
+            await pull.bind()
+            self._pull = pull
+        return self._pull
 
     async def _rebind(self) -> None:
-        if self._sub is not None:
+        if self._pull is not None:
+            pull, self._pull = self._pull, None
             try:
-                await self._sub.unsubscribe()
+                await pull.unbind()
             except Exception:  # the old subscription may already be gone with the connection
                 log.debug("unsubscribe of stale pull subscription failed", exc_info=True)
-        self._sub = None
 
     async def run(self) -> None:
         """Fetch and process batches until `stop()`; survive server restarts."""
         failures = 0
         while not self._stopping.is_set():
             try:
-                sub = await self._bind()
-                msgs = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
+                pull = await self._bind()
+                msgs = await pull.next_batch(self.fetch_timeout_s)
                 failures = 0
-            except (NatsTimeoutError, TimeoutError):
-                continue
-            except (ConnectionClosedError, APIError, OSError, ValueError) as exc:
+            except (ConnectionClosedError, OSError, ValueError) as exc:
                 failures += 1
                 self.stats.last_error = f"fetch: {exc!r}"
                 log.warning("%s fetch failed (%r); rebinding", self.spec.durable, exc)
                 await self._rebind()
                 await asyncio.sleep(min(0.1 * 2**failures, 2.0))
                 continue
-            await self.process(msgs)
+            if msgs:
+                await self.process(msgs)
+        await self._rebind()
 
     async def process(self, msgs: Sequence[Msg]) -> None:
         """Validate, handle, publish and settle one fetched batch."""

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import astuple, dataclass
 
 from ops.bench import TARGET_VS_FASTSTREAM, TARGET_VS_RAW, Variant, run_hop_bench
+from ops.bench.e2e import run_e2e_bench
 from ops.natsd import nats_server_binary
 
 HOP_MSGS = 20_000
@@ -87,7 +88,41 @@ async def hop(quick: bool) -> list[Row]:
     return rows
 
 
-BENCHMARKS: dict[str, Benchmark] = {"hop": hop}
+E2E_INTENTS = 10_000
+E2E_INTENTS_QUICK = 2_000
+TARGET_E2E_PER_S = 2_500
+TARGET_P99_MS = 25.0
+
+
+async def e2e(quick: bool) -> list[Row]:
+    """Submitted -> posted with all five agents, TLS, file storage, Postgres, offline analyst."""
+    n = E2E_INTENTS_QUICK if quick else E2E_INTENTS
+    r = await run_e2e_bench(n, paced_rate=200, paced_seconds=5 if quick else 15)
+    return [
+        Row("e2e", "intents submitted -> posted", f"{r.intents:,} in {r.seconds:.1f}s"),
+        Row(
+            "e2e",
+            "throughput intents/s",
+            f"{r.rate_per_s:,.0f}",
+            f">= {TARGET_E2E_PER_S:,}",
+            _verdict(r.rate_per_s >= TARGET_E2E_PER_S),
+        ),
+        Row(
+            "e2e",
+            f"latency p50 at {r.paced_rate_per_s:.0f}/s",
+            f"{r.p50_ms:.1f} ms ({r.paced_count:,} intents)",
+        ),
+        Row(
+            "e2e",
+            f"latency p99 at {r.paced_rate_per_s:.0f}/s",
+            f"{r.p99_ms:.1f} ms",
+            f"<= {TARGET_P99_MS:.0f} ms",
+            _verdict(r.p99_ms <= TARGET_P99_MS),
+        ),
+    ]
+
+
+BENCHMARKS: dict[str, Benchmark] = {"hop": hop, "e2e": e2e}
 
 
 def machine_info() -> str:
@@ -112,10 +147,11 @@ def render(rows: list[Row]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-async def run_all(quick: bool) -> list[Row]:
+async def run_all(quick: bool, only: list[str] | None = None) -> list[Row]:
     rows: list[Row] = []
-    for bench in BENCHMARKS.values():
-        rows += await bench(quick)
+    for name, bench in BENCHMARKS.items():
+        if not only or name in only:
+            rows += await bench(quick)
     return rows
 
 
@@ -124,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m ops.bench", description="Run every benchmark and print one table."
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs, well under 2 min")
+    parser.add_argument(
+        "--only", choices=sorted(BENCHMARKS), action="append", help="run only these"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # Closing TLS connections makes asyncio and the bus log noise that is not a finding here.
@@ -132,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     header = machine_info()
     started = time.monotonic()
-    rows = asyncio.run(run_all(args.quick))
+    rows = asyncio.run(run_all(args.quick, args.only))
     mode = "quick" if args.quick else "full"
     print(f"tradeops benchmarks ({mode}, {time.monotonic() - started:.0f}s)")
     print(header)

@@ -1,0 +1,106 @@
+"""A continuous pull from a durable consumer: low latency at low rates, batches at high rates.
+
+nats-py's `fetch(n)` waits until n messages arrived or the timeout passed once one lingering
+request is open, so at low rates every hop waited for its fetch timeout. Here the consumer keeps
+enough pull credit outstanding (requests with `batch` and `expires`), and `next_batch` returns
+as soon as any message is there, with whatever else has already arrived (up to the batch size).
+Needs only publish on `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` and the identity's inbox.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import TimeoutError as NatsTimeoutError
+
+STATUS = "Status"
+HEARTBEAT = "100"
+PENDING_MSGS = "Nats-Pending-Messages"
+
+
+class PullConsumer:
+    """Pull credit management for one bound durable consumer."""
+
+    def __init__(
+        self, nc: NATS, stream: str, durable: str, batch: int, expires_s: float = 2.0
+    ) -> None:
+        self.nc = nc
+        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self.batch = batch
+        self.expires_s = expires_s
+        self._sub: Subscription | None = None
+        self._inbox = ""
+        self._credit = 0
+        self._expiry = 0.0
+        self._reconnects = -1
+
+    async def bind(self) -> None:
+        self._inbox = self.nc.new_inbox()
+        self._sub = await self.nc.subscribe(self._inbox, pending_msgs_limit=4 * self.batch + 64)
+        self._credit = 0
+
+    async def unbind(self) -> None:
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            await sub.unsubscribe()
+
+    @property
+    def bound(self) -> bool:
+        return self._sub is not None
+
+    async def _top_up(self) -> None:
+        now = time.monotonic()
+        reconnects = int(self.nc.stats.get("reconnects", 0))
+        if reconnects != self._reconnects or now > self._expiry:
+            # After a reconnect (or a lost expiry notice) the server holds none of our requests.
+            self._credit, self._reconnects = 0, reconnects
+        if self._credit > self.batch // 2:
+            return
+        want = self.batch * 2 - self._credit
+        request = {"batch": want, "expires": int(self.expires_s * 1e9)}
+        await self.nc.publish(self.subject, json.dumps(request).encode(), reply=self._inbox)
+        self._credit += want
+        self._expiry = now + self.expires_s + 0.5
+
+    def _settle_status(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        if headers.get(STATUS) == HEARTBEAT:
+            return
+        # 404/408/409: a request ended; the server says how much of it was left unused.
+        left = int(headers.get(PENDING_MSGS, "0") or 0)
+        self._credit = max(self._credit - left, 0) if left else 0
+
+    async def next_batch(self, timeout_s: float) -> list[Msg]:
+        """Return up to `batch` messages: wait for the first, then take what has arrived."""
+        assert self._sub is not None, "bind() first"
+        await self._top_up()
+        deadline = time.monotonic() + timeout_s
+        out: list[Msg] = []
+        queue = self._sub._pending_queue
+        while not out:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return out
+            try:
+                first = await self._sub.next_msg(timeout=remaining)
+            except NatsTimeoutError:
+                return out
+            candidates = [first]
+            while len(candidates) < self.batch + 8 and not queue.empty():
+                msg = queue.get_nowait()
+                self._sub._pending_size -= len(msg.data)
+                queue.task_done()
+                candidates.append(msg)
+            for msg in candidates:
+                if msg.headers and STATUS in msg.headers and not msg.data:
+                    self._settle_status(msg)
+                    continue
+                self._credit -= 1
+                out.append(msg)
+            if not out:
+                await self._top_up()
+        return out

@@ -1,0 +1,180 @@
+"""End to end: intents submitted -> posted with all five agents on the embedded stack.
+
+Real parts throughout: nats-server with mutual TLS and file storage, Postgres (pgserver), the
+analyst with MiniLM retrieval and the offline reviewer. The universe is opened up (large limits,
+no rate limit) so that every intent fills and the figure measures the pipeline, not rejections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from agents.settings import load_settings
+from bus import Credentials, connect
+from bus.publisher import INTENT_HEADER
+from contracts import AGENTS, Identity
+from ops.stack import EmbeddedStack
+
+SYMBOLS = ("BTC-USD", "ETH-USD")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config() -> str:
+    ports = "\n".join(f"{a} = {_free_port()}" for a in AGENTS)
+    instruments = "\n".join(
+        f'[[instruments]]\nsymbol = "{sym}"\ncalendar = "24/7"\nmax_quantity = "1000"\n'
+        f'position_limit = "1000000"\nstart_price = "{price}"\n'
+        for sym, price in (("BTC-USD", "65000"), ("ETH-USD", "3200"))
+    )
+    return (
+        f"nats_port = {_free_port()}\nnats_monitor_port = {_free_port()}\n"
+        '[[accounts]]\nname = "paper-1"\nstarting_cash_usd = "1000000000"\n'
+        f"{instruments}\n"
+        '[limits]\nrate_limit_per_s = 100000000\nmax_notional_usd = "100000000"\n'
+        'concentration_pct = "100"\nmax_leverage = "1000"\n'
+        f"[health_ports]\n{ports}\n"
+    )
+
+
+@asynccontextmanager
+async def bench_stack() -> AsyncIterator[EmbeddedStack]:
+    base = Path(tempfile.mkdtemp(prefix="tradeops-bench-"))
+    (base / "tradeops.toml").write_text(_config())
+    stack = EmbeddedStack(load_settings(base))
+    try:
+        await stack.start()
+        await stack.wait_ready(timeout_s=180)
+        yield stack
+    finally:
+        await stack.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _payload(n: int) -> tuple[str, str, bytes]:
+    iid = str(uuid.uuid4())
+    symbol = SYMBOLS[n % 2]
+    side = "buy" if n % 4 < 2 else "sell"
+    body = {"intent_id": iid, "account": "paper-1", "symbol": symbol, "side": side,
+            "quantity": "0.01"}  # fmt: skip
+    return iid, f"intent.submitted.{symbol}", json.dumps(body).encode()
+
+
+@dataclass
+class PostedWatch:
+    """Counts `ledger.posted` events and the latency of each from its submission."""
+
+    sent: dict[str, float] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    posted: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    expected: int = 0
+
+    async def on_posted(self, msg: Msg) -> None:
+        now = time.perf_counter()
+        iid = (msg.headers or {}).get(INTENT_HEADER)
+        started = self.sent.pop(iid, None) if iid else None
+        if started is None:
+            return
+        self.latencies_ms.append((now - started) * 1000)
+        self.posted += 1
+        if self.posted >= self.expected:
+            self.done.set()
+
+
+@dataclass(frozen=True)
+class E2EResult:
+    intents: int
+    seconds: float
+    rate_per_s: float
+    paced_rate_per_s: float
+    paced_count: int
+    p50_ms: float
+    p99_ms: float
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _watch(ops: NATS, expected: int) -> PostedWatch:
+    watch = PostedWatch(expected=expected)
+    await ops.subscribe("ledger.posted.>", cb=watch.on_posted)
+    return watch
+
+
+async def max_throughput(client: NATS, ops: NATS, n: int) -> tuple[float, float]:
+    """Publish n intents as fast as the client can; time until the n-th is posted."""
+    watch = await _watch(ops, n)
+    js = client.jetstream()
+    started = time.perf_counter()
+    futures = []
+    for i in range(n):
+        iid, subject, payload = _payload(i)
+        watch.sent[iid] = time.perf_counter()
+        futures.append(await js.publish_async(subject, payload))
+    await asyncio.gather(*futures)
+    await asyncio.wait_for(watch.done.wait(), timeout=max(120.0, n / 50))
+    elapsed = time.perf_counter() - started
+    return n / elapsed, elapsed
+
+
+async def paced_latency(client: NATS, ops: NATS, rate: float, seconds: float) -> PostedWatch:
+    """Publish at a fixed rate; return per-intent submitted -> posted latencies."""
+    n = int(rate * seconds)
+    watch = await _watch(ops, n)
+    js = client.jetstream()
+    start = time.perf_counter()
+    for i in range(n):
+        target = start + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        iid, subject, payload = _payload(i)
+        watch.sent[iid] = time.perf_counter()
+        await js.publish_async(subject, payload)
+    await asyncio.wait_for(watch.done.wait(), timeout=60)
+    return watch
+
+
+async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2EResult:
+    async with bench_stack() as stack:
+        certs = stack.settings.certs_dir
+        client = await connect(stack.layout.url, Credentials(Identity.CLIENT, certs))
+        ops = await connect(stack.layout.url, Credentials(Identity.OPS, certs))
+        try:
+            await asyncio.sleep(1.0)  # first ticks
+            await max_throughput(client, ops, min(500, n))  # warm caches and connections
+            rate, elapsed = await max_throughput(client, ops, n)
+            paced = await paced_latency(client, ops, paced_rate, paced_seconds)
+        finally:
+            await client.close()
+            await ops.close()
+    return E2EResult(
+        intents=n,
+        seconds=elapsed,
+        rate_per_s=rate,
+        paced_rate_per_s=paced_rate,
+        paced_count=len(paced.latencies_ms),
+        p50_ms=statistics.median(paced.latencies_ms),
+        p99_ms=_pct(paced.latencies_ms, 0.99),
+    )
