@@ -102,41 +102,48 @@ class Executor(Agent):
     async def handle(self, items: Sequence[Delivery[RiskApproved]]) -> Sequence[Outcome]:
         return await asyncio.gather(*(self._one(i.value) for i in items), return_exceptions=True)
 
+    async def _load(self, key: str) -> tuple[Order, Execution | None, int] | None:
+        assert self._orders is not None
+        try:
+            entry = await self._orders.get(key)
+        except KeyNotFoundError:
+            return None
+        order, execution = _parse_record(entry.value or b"")
+        assert entry.revision is not None
+        return order, execution, entry.revision
+
     async def _one(self, approved: RiskApproved) -> Sequence[Emit]:
         assert self._orders is not None
         key = str(approved.intent_id)
-        try:
-            entry = await self._orders.get(key)
-            order, execution = _parse_record(entry.value or b"")
-            revision = entry.revision
-        except KeyNotFoundError:
-            if self.trading_state is TradingState.HALTED:
-                return [
-                    self._rejected(
-                        approved.intent,
-                        approved,
-                        OrderRejectReason.HALTED,
-                        "trading is halted (kill switch); nothing was sent",
-                    )
-                ]
-            tick = self.prices.get(approved.intent.symbol)
-            if tick is None:
-                return [
-                    self._rejected(
-                        approved.intent,
-                        approved,
-                        OrderRejectReason.NO_PRICE,
-                        f"no market price for {approved.intent.symbol}",
-                    )
-                ]
+        tick = self.prices.get(approved.intent.symbol)
+        record: tuple[Order, Execution | None, int] | None = None
+        if self.trading_state is not TradingState.HALTED and tick is not None:
             order = Order(order_id_for(approved.intent_id), approved.intent, tick.price)
-            try:
-                revision = await self._orders.create(key, _record(order, None))
+            try:  # the common case: first delivery, one round trip to record the order
+                record = (order, None, await self._orders.create(key, _record(order, None)))
             except KeyWrongLastSequenceError:
-                return await self._one(approved)  # a replica recorded it first: finish theirs
-            execution = None
+                record = await self._load(key)  # a redelivery, or a replica recorded it first
+        else:
+            record = await self._load(key)  # an order recorded before the halt is finished
+            if record is None:
+                if tick is None:
+                    reason, detail = OrderRejectReason.NO_PRICE, "no market price for the symbol"
+                else:
+                    reason, detail = OrderRejectReason.HALTED, "trading is halted (kill switch)"
+                return [self._rejected(approved.intent, approved, reason, detail + "; not sent")]
+        assert record is not None
+        order, execution, revision = record
         if execution is None:
-            execution = await self.broker.submit(order)
+            if self.trading_state is TradingState.HALTED:
+                # Recorded but not yet sent when the halt arrived: cancel instead of sending.
+                execution = Execution(
+                    order.order_id,
+                    filled=False,
+                    reason=OrderRejectReason.HALTED,
+                    detail="trading halted after the order was recorded; not sent",
+                )
+            else:
+                execution = await self.broker.submit(order)
             try:
                 await self._orders.update(key, _record(order, execution), last=revision)
             except KeyWrongLastSequenceError:

@@ -18,7 +18,8 @@ Realized P&L is bucketed by the UTC date of the fill's event time.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict, deque
+from bisect import bisect_right, insort
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -123,7 +124,8 @@ class Exposure:
         """Intents whose outcome (fill or executor rejection) has been applied."""
         self.prices: dict[str, tuple[Decimal, datetime]] = {}
         self._realized_by_day: defaultdict[date, Decimal] = defaultdict(Decimal)
-        self._rates: defaultdict[str, deque[datetime]] = defaultdict(deque)
+        self._rates: defaultdict[str, list[datetime]] = defaultdict(list)
+        """Per account, the intent times of the last second, sorted."""
 
     # -- prices --------------------------------------------------------------------------------
 
@@ -190,10 +192,11 @@ class Exposure:
     def record_intent(self, account: str, at: datetime) -> int:
         """Count one intent of `account` at `at`; return how many fall in the 1 s up to `at`."""
         window = self._rates[account]
-        window.append(at)
-        while window and window[0] <= at - RATE_WINDOW:
-            window.popleft()
-        return sum(1 for seen in window if seen > at - RATE_WINDOW)
+        insort(window, at)
+        cut = bisect_right(window, at - RATE_WINDOW)
+        if cut:
+            del window[:cut]  # older than any window still to be asked about (times mostly rise)
+        return bisect_right(window, at)
 
     # -- what the checks read ------------------------------------------------------------------
 
