@@ -23,12 +23,14 @@ demo: install ## run the scripted demo on the embedded stack
 	$(BIN)/tradeops demo
 
 test: install lint ## lint, then unit and integration tests against real nats-server / Postgres / MiniLM
+	sh ops/monitoring/ensure-promtool.sh
 	$(BIN)/pytest
 
 unit: install ## unit tests only
 	$(BIN)/pytest tests/unit
 
 integration: install ## integration tests only
+	sh ops/monitoring/ensure-promtool.sh
 	$(BIN)/pytest tests/integration
 
 lint: install ## ruff and mypy --strict

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from agents.health import HealthServer
+from agents.lag import track_lag
 from agents.settings import Settings
 from bus import (
     BatchHandler,
@@ -214,6 +215,8 @@ class Agent:
         gc.set_threshold(20 * self.settings.batch_size, 20, 20)
         consuming = [asyncio.create_task(r.run()) for r in self._runtimes]
         extras = [asyncio.create_task(c) for c in self.background()]
+        specs = [runtime.spec for runtime in self._runtimes]
+        extras.append(asyncio.create_task(track_lag(self.js, specs, self.identity)))
         log.info("%s running with %d consumers", self.identity, len(self._runtimes))
         stopper = asyncio.create_task(self._stop.wait())
         await asyncio.wait([stopper, *consuming, *extras], return_when=asyncio.FIRST_COMPLETED)

@@ -18,12 +18,13 @@ import asyncpg
 from nats.aio.msg import Msg
 
 from agents.base import Agent, Worker
+from agents.latency import observe_postings
 from agents.ledger import store
 from agents.ledger.errors import BookingError, ChainConflict, LedgerConfigError
 from agents.ledger.migrations import migrate
 from agents.settings import Settings
 from bus import Delivery, Emit, Outcome, Rejected, Transient
-from contracts import Identity, OrderFilled, parse
+from contracts import Identity, OrderFilled, parse, utc_now
 from contracts import subjects as s
 from contracts import topology as t
 
@@ -92,12 +93,14 @@ class Ledger(Agent):
 
     async def book(self, items: Sequence[Delivery[OrderFilled]]) -> Sequence[Outcome]:
         """Book a fetched batch of fills in one transaction, in batch order."""
+        booked_since = utc_now()
         try:
             async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
                 results = await store.book_fills(conn, [item.value for item in items])
         except DATABASE_ERRORS as exc:
             retry = Transient(f"postgres unavailable, batch not booked: {exc!r}")
             return [retry] * len(items)
+        observe_postings([item.value for item in items], results, booked_since=booked_since)
         return [_outcome(result) for result in results]
 
     async def not_ready(self) -> list[str]:
