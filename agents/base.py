@@ -181,7 +181,9 @@ class Agent:
             consumers.append(entry)
         return {
             "identity": str(self.identity),
-            "trading_state": str(self.trading_state),
+            "trading_state": (
+                str(self.trading_state) if self._trading and self._trading.known else "unknown"
+            ),
             "connected": bool(self._nc and self._nc.is_connected),
             "consumers": consumers,
             "processed": self.stats.processed,

@@ -55,7 +55,8 @@ class TradingStateWatch:
         self.observed_at_monotonic: float | None = None
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
-        self._publish_gauge()
+        self.known = False
+        """False until the CONTROL stream has been read: the state is not reported before."""
 
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -70,6 +71,8 @@ class TradingStateWatch:
         latest = await latest_control(self.js)
         if latest is not None:
             self._apply(*latest)
+        self.known = True
+        self._publish_gauge()
 
     async def _on_msg(self, msg: Msg) -> None:
         self._apply(msg.subject, msg.data, msg.headers)
@@ -97,7 +100,8 @@ class TradingStateWatch:
         )
         self.state = change.state
         self.observed_at_monotonic = asyncio.get_running_loop().time()
-        self._publish_gauge()
+        if self.known:
+            self._publish_gauge()
         for listener in self._listeners:
             listener(change.state)
         self._changed.set()

@@ -101,7 +101,9 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(INTENTS, "risk", Identity.RISK, s.every(s.INTENT_ANALYZED)),
     ConsumerSpec(ORDERS, "risk-orders", Identity.RISK, "order.>"),
     ConsumerSpec(RISK, "executor", Identity.EXECUTOR, s.every(s.RISK_APPROVED)),
-    ConsumerSpec(ORDERS, "ledger", Identity.LEDGER, s.every(s.ORDER_FILLED)),
+    # A fill must never be dead-lettered because Postgres was down: retry until it is back
+    # (a fill the ledger cannot book is rejected explicitly and dead-lettered by the agent).
+    ConsumerSpec(ORDERS, "ledger", Identity.LEDGER, s.every(s.ORDER_FILLED), max_deliver=-1),
 )
 
 

@@ -16,6 +16,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +41,8 @@ from contracts import subjects as s
 from contracts import topology as t
 from contracts.base import EVENT_NAMESPACE
 
+MAX_IN_FLIGHT = 32
+
 
 def order_id_for(intent_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"{intent_id}:order")
@@ -59,6 +62,7 @@ def _record(order: Order, execution: Execution | None) -> bytes:
             "fee": None if execution.fee is None else str(execution.fee),
             "reason": execution.reason,
             "detail": execution.detail,
+            "executed_at": execution.executed_at.isoformat() if execution.executed_at else None,
         }
     return json.dumps(body).encode()
 
@@ -75,7 +79,15 @@ def _parse_record(raw: bytes) -> tuple[Order, Execution | None]:
         return order, None
     dec = {k: None if ex[k] is None else Decimal(ex[k]) for k in ("price", "quantity", "fee")}
     reason = None if ex["reason"] is None else OrderRejectReason(ex["reason"])
-    return order, Execution(order.order_id, ex["filled"], reason=reason, detail=ex["detail"], **dec)
+    at = ex.get("executed_at")
+    return order, Execution(
+        order.order_id,
+        ex["filled"],
+        reason=reason,
+        detail=ex["detail"],
+        executed_at=datetime.fromisoformat(at) if at else None,
+        **dec,
+    )
 
 
 class Executor(Agent):
@@ -100,7 +112,15 @@ class Executor(Agent):
         return [Worker(t.consumer("executor"), lambda m: parse(RiskApproved, m.data), self.handle)]
 
     async def handle(self, items: Sequence[Delivery[RiskApproved]]) -> Sequence[Outcome]:
-        return await asyncio.gather(*(self._one(i.value) for i in items), return_exceptions=True)
+        # Bounded concurrency: each order re-checks the trading state right before it is sent,
+        # and a kill must not wait behind hundreds of orders already in flight.
+        limit = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+        async def one(approved: RiskApproved) -> Sequence[Emit]:
+            async with limit:
+                return await self._one(approved)
+
+        return await asyncio.gather(*(one(i.value) for i in items), return_exceptions=True)
 
     async def _load(self, key: str) -> tuple[Order, Execution | None, int] | None:
         assert self._orders is not None
@@ -167,6 +187,8 @@ class Executor(Agent):
             fee=execution.fee or Decimal(0),
             broker=self.broker.name,
         )
+        if execution.executed_at is not None:
+            event = event.model_copy(update={"ts": execution.executed_at})
         return Emit(s.of(s.ORDER_FILLED, intent.symbol), event)
 
     def _rejected(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
@@ -39,6 +40,8 @@ class Execution:
     fee: Decimal | None = None
     reason: OrderRejectReason | None = None
     detail: str = ""
+    executed_at: datetime | None = None
+    """When the broker executed it (the fill's time)."""
 
 
 class Broker(Protocol):
@@ -83,5 +86,10 @@ class PaperBroker:
             price = min(price, intent.limit_price) if sign > 0 else max(price, intent.limit_price)
         fee = (price * intent.quantity * self.fee_bps / BPS).quantize(CENT, ROUND_HALF_EVEN)
         return Execution(
-            order.order_id, filled=True, price=price, quantity=intent.quantity, fee=fee
+            order.order_id,
+            filled=True,
+            price=price,
+            quantity=intent.quantity,
+            fee=fee,
+            executed_at=datetime.now(UTC),
         )

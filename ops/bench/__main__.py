@@ -20,8 +20,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import astuple, dataclass
 
+from contracts import TradingState
 from ops.bench import TARGET_VS_FASTSTREAM, TARGET_VS_RAW, Variant, run_hop_bench
 from ops.bench.e2e import run_e2e_bench
+from ops.bench.killswitch import TARGET_P99_MS as KS_TARGET_P99_MS
+from ops.bench.killswitch import TRIALS as KS_TRIALS
+from ops.bench.killswitch import TRIALS_QUICK as KS_TRIALS_QUICK
+from ops.bench.killswitch import Probe, run_killswitch_bench
 from ops.natsd import nats_server_binary
 
 HOP_MSGS = 20_000
@@ -122,7 +127,39 @@ async def e2e(quick: bool) -> list[Row]:
     ]
 
 
-BENCHMARKS: dict[str, Benchmark] = {"hop": hop, "e2e": e2e}
+async def killswitch(quick: bool) -> list[Row]:
+    """Kill ack -> every agent reports halted, over many kill/resume trials."""
+    r = await run_killswitch_bench(KS_TRIALS_QUICK if quick else KS_TRIALS)
+    halted, active = TradingState.HALTED, TradingState.ACTIVE
+    return [
+        Row(
+            "killswitch",
+            "trials",
+            f"{r.trials} kills+resumes per probe, {len(r.agents)} agents, "
+            f"polled every {r.poll_interval_ms:g} ms",
+        ),
+        Row("killswitch", "kill ack -> all /status halted p50", f"{r.p50_ms:.1f} ms"),
+        Row(
+            "killswitch",
+            "kill ack -> all /status halted p99",
+            f"{r.p99_ms:.1f} ms",
+            f"<= {KS_TARGET_P99_MS:.0f} ms",
+            _verdict(r.p99_ms <= KS_TARGET_P99_MS),
+        ),
+        Row(
+            "killswitch",
+            "kill ack -> all gauges halted p50/p99",
+            f"{r.p50(halted, Probe.GAUGE):.1f} / {r.p99(halted, Probe.GAUGE):.1f} ms",
+        ),
+        Row(
+            "killswitch",
+            "resume ack -> all /status active p50/p99",
+            f"{r.p50(active):.1f} / {r.p99(active):.1f} ms",
+        ),
+    ]
+
+
+BENCHMARKS: dict[str, Benchmark] = {"hop": hop, "e2e": e2e, "killswitch": killswitch}
 
 
 def machine_info() -> str:
