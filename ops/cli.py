@@ -10,14 +10,21 @@ import typer
 
 from contracts.schema import export_schemas
 from ops.certs import init_certs
+from ops.cli_audit import register as register_audit
 from ops.cli_common import DEFAULT_DATA_DIR, DataDir
 from ops.cli_control import register as register_control
+from ops.cli_dlq import register as register_dlq
 from ops.cli_intent import register as register_intent
 from ops.cli_knowledge import register as register_knowledge
 from ops.cli_ledger import read_ledger, render
 from ops.cli_ledger import register as register_ledger
 from ops.cli_stack import register as register_stack
-from ops.natsconf import REFERENCE_LAYOUT, render_single_node
+from ops.natsconf import (
+    REFERENCE_CLUSTER,
+    REFERENCE_LAYOUT,
+    render_single_node,
+    write_cluster_configs,
+)
 
 app = typer.Typer(
     name="tradeops",
@@ -57,8 +64,16 @@ def contracts_export(directory: Annotated[Path, typer.Argument(help="Output dire
 @nats_app.command("config")
 def nats_config(
     out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
+    cluster: Annotated[
+        Path | None,
+        typer.Option(help="Write the 3-node cluster's nats-1.conf .. nats-3.conf into this dir."),
+    ] = None,
 ) -> None:
-    """Render the reference single-node configuration (as committed in nats/)."""
+    """Render the reference single-node configuration, or the cluster's (as committed in nats/)."""
+    if cluster is not None:
+        for path in write_cluster_configs(REFERENCE_CLUSTER, cluster):
+            typer.echo(f"wrote {path}")
+        return
     text = render_single_node(REFERENCE_LAYOUT)
     if out is None:
         typer.echo(text, nl=False)
@@ -71,6 +86,8 @@ register_stack(app)
 register_intent(app)
 register_ledger(app)
 register_knowledge(app)
+register_dlq(app)
+register_audit(app)
 
 
 async def _positions_text(database_url: str) -> str:

@@ -22,6 +22,7 @@ from dataclasses import astuple, dataclass
 
 from contracts import TradingState
 from ops.bench import TARGET_VS_FASTSTREAM, TARGET_VS_RAW, Variant, run_hop_bench
+from ops.bench.audit import run_audit_bench
 from ops.bench.e2e import run_e2e_bench
 from ops.bench.killswitch import TARGET_P99_MS as KS_TARGET_P99_MS
 from ops.bench.killswitch import TRIALS as KS_TRIALS
@@ -159,7 +160,35 @@ async def killswitch(quick: bool) -> list[Row]:
     ]
 
 
-BENCHMARKS: dict[str, Benchmark] = {"hop": hop, "e2e": e2e, "killswitch": killswitch}
+AUDIT_EVENTS = 20_000
+AUDIT_EVENTS_QUICK = 5_000
+TARGET_AUDIT_PER_S = 20_000
+
+
+async def audit(quick: bool) -> list[Row]:
+    """`tradeops audit verify`'s replay and signature checks over signed events."""
+    r = await run_audit_bench(
+        AUDIT_EVENTS_QUICK if quick else AUDIT_EVENTS, rounds=1 if quick else 3
+    )
+    cold, warm = r.best_cold.rate, r.warm.rate
+    return [
+        Row(
+            "audit",
+            "verify events/s (cold: every signature checked)",
+            f"{cold:,.0f}",
+            f">= {TARGET_AUDIT_PER_S:,}",
+            _verdict(cold >= TARGET_AUDIT_PER_S),
+        ),
+        Row("audit", "verify events/s (re-audit, verified-signature cache)", f"{warm:,.0f}"),
+    ]
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "hop": hop,
+    "e2e": e2e,
+    "killswitch": killswitch,
+    "audit": audit,
+}
 
 
 def machine_info() -> str:

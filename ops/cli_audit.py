@@ -1,0 +1,196 @@
+"""`tradeops audit trail | verify`: replay the streams and check what they say."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichBar
+
+from agents.settings import load_settings
+from bus import Verifier
+from ops.audit import (
+    AuditOptions,
+    AuditReport,
+    IntentAudit,
+    Parallelism,
+    Progress,
+    ReplayWindow,
+    audit_trail,
+    parse_time,
+    run_audit,
+)
+from ops.cli_common import DEFAULT_DATA_DIR, DataDir
+from ops.cli_dlq import Unreachable, ops_connection
+from ops.cli_ledger import redact, resolve_database_url
+
+CACHE_FILE = "verified-signatures.bin"
+
+
+class BarProgress(Progress):
+    """A rich progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.bar = RichBar(
+            TextColumn("[bold]{task.description:<18}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+
+    def start(self, total: int | None) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("replaying", total=total, rate="")
+
+    def advance(self, stream: str, count: int) -> None:
+        if self.task is None:
+            return
+        self.bar.update(self.task, advance=count, description=f"replaying {stream}")
+        speed = self.bar.tasks[self.task].speed
+        if speed:
+            self.bar.update(self.task, rate=f"{speed:,.0f} events/s")
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `audit` commands to `app`."""
+    audit_app = typer.Typer(
+        help="Replay the streams: an intent's trail; signatures, chains and the ledger.",
+        no_args_is_help=True,
+    )
+    app.add_typer(audit_app, name="audit")
+
+    @audit_app.command("trail")
+    def trail(
+        intent_id: Annotated[str, typer.Argument(help="The intent's id (UUID).")],
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        data_dir: DataDir = DEFAULT_DATA_DIR,
+    ) -> None:
+        """Every event of one intent in order: producer, signature, time since submission."""
+        try:
+            wanted = uuid.UUID(intent_id)
+        except ValueError:
+            typer.echo(f"{intent_id!r} is not an intent id (a UUID)", err=True)
+            raise typer.Exit(2) from None
+        settings = load_settings(data_dir)
+        verifier = Verifier.from_dir(settings.certs_dir)
+
+        async def go() -> IntentAudit:
+            async with ops_connection(settings) as nc:
+                return await audit_trail(nc, wanted, verifier)
+
+        try:
+            found = asyncio.run(go())
+        except Unreachable as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        typer.echo(
+            json.dumps(found.to_json(), indent=2, default=str) if as_json else found.render()
+        )
+        if not found.entries:
+            raise typer.Exit(3)
+        if found.verdict is not None and found.verdict.problems:
+            raise typer.Exit(1)
+
+    @audit_app.command("verify")
+    def verify(
+        since: Annotated[
+            str | None,
+            typer.Option(help="Replay from this time (ISO 8601, or an age such as 24h)."),
+        ] = None,
+        from_seq: Annotated[
+            int | None,
+            typer.Option(
+                "--from-seq", help="Replay INTENTS from this sequence (the rest from its time)."
+            ),
+        ] = None,
+        strict: Annotated[
+            bool, typer.Option("--strict", help="Count warnings (pending intents) as errors.")
+        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        data_dir: DataDir = DEFAULT_DATA_DIR,
+        database_url: Annotated[
+            str | None,
+            typer.Option(
+                help="Check this Postgres instead of the running stack's.",
+                envvar="TRADEOPS_DATABASE_URL",
+            ),
+        ] = None,
+        no_postgres: Annotated[
+            bool, typer.Option("--no-postgres", help="Check the streams only.")
+        ] = False,
+        parallel: Annotated[
+            Parallelism, typer.Option(help="Where signatures are verified.")
+        ] = Parallelism.PROCESSES,
+        workers: Annotated[
+            int | None, typer.Option(help="Verification workers (default: one per CPU).")
+        ] = None,
+        cache: Annotated[
+            bool,
+            typer.Option(
+                help="Remember verified signatures (keyed by the ops key) for the next audit."
+            ),
+        ] = True,
+        progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+    ) -> None:
+        """Replay the streams: every signature, every intent's chain, the ledger and balances.
+
+        Exits 1 when anything is wrong, naming each discrepancy (stream, sequence, intent).
+        """
+        try:
+            window = ReplayWindow(
+                since=parse_time(since) if since else None, from_seq=from_seq or 1
+            )
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        settings = load_settings(data_dir)
+        url = None if no_postgres else resolve_database_url(database_url, data_dir)
+        options = AuditOptions(
+            window=window,
+            strict=strict,
+            database_url=url,
+            parallelism=parallel,
+            workers=workers,
+            cache_path=settings.data_dir / "audit" / CACHE_FILE if cache else None,
+        )
+        console = Console(stderr=True)
+        bar = BarProgress(console) if progress and console.is_terminal else None
+
+        async def go() -> AuditReport:
+            async with ops_connection(settings) as nc:
+                return await run_audit(nc, settings.certs_dir, options, bar)
+
+        try:
+            report = asyncio.run(go())
+        except Unreachable as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            where = f" (Postgres {redact(url)})" if url else ""
+            typer.echo(f"audit could not run{where}: {exc!r}", err=True)
+            raise typer.Exit(2) from None
+        finally:
+            if bar is not None:
+                bar.stop()
+        typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+        if not report.ok:
+            raise typer.Exit(1)

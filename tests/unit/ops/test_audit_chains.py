@@ -1,0 +1,138 @@
+"""One intent's chain: the checks `audit verify` runs on trusted events."""
+
+from __future__ import annotations
+
+import uuid
+
+from ops.audit.chains import Verdict, evaluate
+from ops.audit.facts import Fact, assigned_intent_id, fact_of
+from tests.unit.ops.audit_factory import Chain, Streams, submission
+
+
+def judge(
+    chain: Chain,
+    facts: list[Fact],
+    retried: dict[int, list[tuple[str, int]]] | None = None,
+    full: bool = True,
+) -> Verdict:
+    return evaluate(str(chain.intent_id), facts, retried=retried or {}, intent_of={}, full=full)
+
+
+def whats(verdict: Verdict) -> list[str]:
+    return [what for _, what in verdict.problems]
+
+
+def test_complete_chain_is_filled_without_problems() -> None:
+    chain = Chain(Streams())
+    verdict = judge(chain, chain.complete())
+    assert verdict.outcome == "filled"
+    assert verdict.problems == []
+    assert verdict.pending is None
+
+
+def test_fill_without_approval_is_named() -> None:
+    chain = Chain(Streams())
+    fill, _ = chain.filled(uuid.uuid4())
+    verdict = judge(chain, [chain.submitted(), fill])
+    assert "fill without approval" in whats(verdict)
+    assert verdict.problems[0][0] is fill
+
+
+def test_approval_without_analysis_and_analysis_without_acceptance_are_named() -> None:
+    chain = Chain(Streams())
+    _, accepted = chain.accepted()
+    analyzed_fact, analyzed = chain.analyzed(accepted)
+    approved_fact, _ = chain.approved(analyzed.event_id)
+    assert "analysis without acceptance" in whats(judge(chain, [chain.submitted(), analyzed_fact]))
+    assert "approval without analysis" in whats(judge(chain, [chain.submitted(), approved_fact]))
+
+
+def test_quantity_changed_along_the_chain_is_named() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()
+    other = Chain(chain.streams, chain.intent_id, quantity="11")
+    _, accepted = chain.accepted()
+    analyzed, _ = other.analyzed(accepted)
+    facts[2] = analyzed
+    found = whats(judge(chain, facts))
+    assert any(w.startswith("quantity is 11") for w in found), found
+
+
+def test_fill_larger_than_the_intent_is_named() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()
+    approved_id = facts[3].event_id
+    assert approved_id is not None
+    facts[4], fill = chain.filled(uuid.UUID(approved_id), quantity="12")
+    facts[5], _ = chain.posted(fill)
+    assert any("fill quantity 12" in w for w in whats(judge(chain, facts)))
+
+
+def test_wrong_causation_is_named() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()
+    facts[4], fill = chain.filled(uuid.uuid4())
+    facts[5], _ = chain.posted(fill)
+    assert any(w.startswith("causation_id") for w in whats(judge(chain, facts)))
+
+
+def test_two_terminal_outcomes_are_named() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()
+    _, analyzed = chain.analyzed(chain.accepted()[1])
+    facts.append(chain.risk_rejected(analyzed))
+    found = whats(judge(chain, facts))
+    assert any("2 terminal outcomes" in w for w in found), found
+    assert "both approved and rejected by the risk gate" in found
+
+
+def test_in_flight_intent_is_pending_not_a_problem() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()[:4]
+    verdict = judge(chain, facts)
+    assert verdict.outcome == "pending"
+    assert verdict.pending == "approved, not yet executed"
+    assert verdict.problems == []
+
+
+def test_dead_lettered_submission_is_its_terminal_outcome() -> None:
+    chain = Chain(Streams())
+    sub = chain.submitted()
+    letter = chain.dead_letter(b'{"intent_id": "%s"}' % str(chain.intent_id).encode(), sub.seq)
+    verdict = judge(chain, [sub, letter])
+    assert verdict.outcome == "dead_lettered"
+    assert verdict.problems == []
+
+
+def test_retried_dead_letter_is_not_terminal_and_the_repair_completes_the_chain() -> None:
+    chain = Chain(Streams())
+    bad = chain.submitted()
+    letter = chain.dead_letter(submission(chain.intent_id), bad.seq)
+    facts = [bad, letter, *chain.complete()]
+    verdict = judge(chain, facts, retried={letter.seq: [("INTENTS", 99)]})
+    assert verdict.outcome == "filled"
+    assert verdict.problems == []
+
+
+def test_conflicting_duplicate_submission_does_not_end_an_accepted_intent() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()
+    duplicate = chain.submitted()
+    facts += [duplicate, chain.dead_letter(submission(chain.intent_id), duplicate.seq)]
+    verdict = judge(chain, facts)
+    assert verdict.outcome == "filled"
+    assert verdict.problems == []
+
+
+def test_submission_without_id_is_keyed_by_the_id_the_ingestor_assigns() -> None:
+    streams = Streams()
+    raw = streams.store("intent.submitted.AAPL", b"not json")
+    assert fact_of(raw).intent_id == assigned_intent_id(raw.seq)
+
+
+def test_partial_replay_does_not_check_intents_begun_before_the_window() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()[3:]
+    verdict = judge(chain, facts, full=False)
+    assert verdict.outcome == "unchecked"
+    assert verdict.problems == []
