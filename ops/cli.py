@@ -19,6 +19,7 @@ from ops.cli_knowledge import register as register_knowledge
 from ops.cli_ledger import read_ledger, render
 from ops.cli_ledger import register as register_ledger
 from ops.cli_stack import register as register_stack
+from ops.client import StackUnavailable
 from ops.natsconf import (
     REFERENCE_CLUSTER,
     REFERENCE_LAYOUT,
@@ -107,7 +108,11 @@ def main() -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("asyncio").addFilter(_quiet_tls_close)
-    app()
+    try:
+        app()
+    except StackUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

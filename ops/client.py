@@ -40,15 +40,29 @@ def stack_database_url(settings: Settings) -> str | None:
         return None
 
 
+class StackUnavailable(Exception):
+    """The stack in the data dir cannot be reached; the message says what to do."""
+
+
 @asynccontextmanager
 async def connected(settings: Settings, identity: Identity) -> AsyncIterator[NATS]:
     """Connect to the stack as `identity` (certificates from the data dir)."""
-    nc = await connect(
-        stack_nats_url(settings),
-        Credentials(identity, settings.certs_dir),
-        allow_reconnect=False,
-        connect_timeout_s=3.0,
-    )
+    url = stack_nats_url(settings)
+    try:
+        nc = await connect(
+            url,
+            Credentials(identity, settings.certs_dir),
+            allow_reconnect=False,
+            max_reconnect_attempts=1,  # nats-py also applies it to the first connect
+            connect_timeout_s=3.0,
+        )
+    except FileNotFoundError as exc:
+        raise StackUnavailable(str(exc)) from None
+    except Exception as exc:
+        raise StackUnavailable(
+            f"cannot reach NATS at {url} as {identity} ({exc!r}); is the stack running? "
+            f"`tradeops status --data-dir {settings.data_dir}`"
+        ) from None
     try:
         yield nc
     finally:
