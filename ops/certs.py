@@ -17,6 +17,13 @@ from contracts import Identity
 ORGANIZATION = "tradeops"
 VALIDITY = dt.timedelta(days=825)
 
+SERVER = "server"
+"""The certificate nats-server presents to clients."""
+ROUTE = "route"
+"""The certificate cluster nodes present to each other on routes (server and client use)."""
+CLUSTER_HOSTNAMES = ("nats", "nats-1", "nats-2", "nats-3")
+"""Host names of the compose cluster's nodes, carried as DNS SANs by SERVER and ROUTE."""
+
 
 @dataclass(frozen=True)
 class CertPaths:
@@ -103,16 +110,27 @@ def _create_ca(paths: CertPaths) -> None:
     paths.ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _server_sans() -> x509.SubjectAlternativeName:
+    names: list[x509.GeneralName] = [
+        x509.DNSName(host) for host in ("localhost", *CLUSTER_HOSTNAMES)
+    ]
+    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    return x509.SubjectAlternativeName(names)
+
+
 def issue(
     paths: CertPaths,
     name: str,
     *,
     server: bool = False,
+    route: bool = False,
     not_after: dt.datetime | None = None,
 ) -> None:
-    """Issue `<name>.pem` / `<name>-key.pem` from the CA: a server or a client certificate.
+    """Issue `<name>.pem` / `<name>-key.pem` from the CA: a server, route or client certificate.
 
-    Client certificates carry no SAN: nats-server would map an email SAN before the subject.
+    Server and route certificates name `localhost`, the compose cluster's hosts and 127.0.0.1.
+    A route certificate serves both ends of a route connection. Client certificates carry no
+    SAN: nats-server would map an email SAN before the subject.
     """
     ca_cert, ca_key = _load_ca(paths)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -127,14 +145,12 @@ def issue(
         .not_valid_after(not_after or now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     )
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    if server:
-        sans: list[x509.GeneralName] = [
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server or route else []
+    if route or not server:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    if server or route:
+        builder = builder.add_extension(_server_sans(), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     _write_private(paths.key(name), _pem_key(key))
     paths.cert(name).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -166,9 +182,9 @@ def init_certs(data_dir: Path) -> tuple[CertPaths, list[Path]]:
             )
         _create_ca(paths)
         created += [paths.ca, paths.ca_key]
-    for name, server in [("server", True), *((str(i), False) for i in Identity)]:
+    for name in (SERVER, ROUTE, *(str(i) for i in Identity)):
         if not paths.key(name).exists():
-            issue(paths, name, server=server)
+            issue(paths, name, server=name == SERVER, route=name == ROUTE)
             created += [paths.cert(name), paths.key(name)]
     for identity in Identity:
         if not paths.signing_key(identity).exists():

@@ -11,6 +11,7 @@ import typer
 from contracts.schema import export_schemas
 from ops.certs import init_certs
 from ops.cli_audit import register as register_audit
+from ops.cli_certs_revoke import register as register_certs_revoke
 from ops.cli_common import DEFAULT_DATA_DIR, DataDir
 from ops.cli_control import register as register_control
 from ops.cli_dlq import register as register_dlq
@@ -18,6 +19,7 @@ from ops.cli_intent import register as register_intent
 from ops.cli_knowledge import register as register_knowledge
 from ops.cli_ledger import read_ledger, render
 from ops.cli_ledger import register as register_ledger
+from ops.cli_provision import register as register_provision
 from ops.cli_stack import register as register_stack
 from ops.client import StackUnavailable
 from ops.natsconf import (
@@ -89,6 +91,8 @@ register_ledger(app)
 register_knowledge(app)
 register_dlq(app)
 register_audit(app)
+register_certs_revoke(certs_app)
+register_provision(app)
 
 
 async def _positions_text(database_url: str) -> str:

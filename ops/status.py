@@ -45,7 +45,7 @@ async def trading_state(settings: Settings, url: str) -> str:
             url,
             Credentials(Identity.OPS, settings.certs_dir),
             allow_reconnect=False,
-        max_reconnect_attempts=1,  # nats-py also applies it to the first connect
+            max_reconnect_attempts=1,  # nats-py also applies it to the first connect
             connect_timeout_s=2.0,
         )
     except Exception:
