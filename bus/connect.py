@@ -40,7 +40,8 @@ async def connect(
 
     async def error_cb(exc: Exception) -> None:
         text = str(exc)
-        if isinstance(exc, OSError) and holder:
+        refused = "authorization violation" in text.lower()  # e.g. a revoked identity
+        if (isinstance(exc, OSError) or refused) and holder:
             # Back off between reconnect attempts: nats-py sleeps `reconnect_time_wait`.
             wait = holder[0].options["reconnect_time_wait"]
             holder[0].options["reconnect_time_wait"] = min(wait * 2, MAX_RECONNECT_WAIT_S)
