@@ -25,6 +25,7 @@ demo: install ## run the scripted demo on the embedded stack
 test: install lint ## lint, then unit and integration tests against real nats-server / Postgres / MiniLM
 	sh ops/monitoring/ensure-promtool.sh
 	$(BIN)/pytest
+	TRADEOPS_CHAOS_SCALE=ci $(BIN)/pytest -m chaos tests/chaos -s
 
 unit: install ## unit tests only
 	$(BIN)/pytest tests/unit
@@ -47,6 +48,9 @@ bench: install ## benchmarks: hop vs raw nats-py vs FastStream (and more as they
 
 bench-quick: install ## the benchmarks in quick mode
 	$(BIN)/python -m ops.bench --quick
+
+chaos: install ## crash/restart suite at full size (300 intents/s for 60 s); TRADEOPS_CHAOS_SCALE=ci: 100/s for 20 s
+	TRADEOPS_CHAOS_SCALE=$${TRADEOPS_CHAOS_SCALE:-full} $(BIN)/pytest -m chaos tests/chaos -s
 
 up: install ## start the embedded stack in the background
 	$(BIN)/tradeops up --detach
