@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 
@@ -22,6 +23,9 @@ class MaxDeliveriesAdvisory(BaseModel):
     consumer: str
     stream_seq: int
     deliveries: int
+
+
+MAX_DEAD_LETTER_BYTES = 256 * 1024
 
 
 def intent_id_hint(data: bytes) -> uuid.UUID | None:
@@ -46,19 +50,34 @@ def dead_letter(
     delivery_count: int,
     intent_id: uuid.UUID | None = None,
 ) -> Emit:
-    """Build the dead letter of one message; its id is fixed by (stream, sequence, reason)."""
+    """Build the dead letter of one message; its id is fixed by (stream, sequence, reason).
+
+    A payload too large to fit in a dead letter under the server's max_payload keeps its first
+    MAX_DEAD_LETTER_BYTES; the error says so, with the digest, and the full message stays in
+    its stream at `stream_seq`.
+    """
+    if len(data) > MAX_DEAD_LETTER_BYTES:
+        digest = hashlib.sha256(data).hexdigest()
+        error = (
+            f"{error} [original truncated to {MAX_DEAD_LETTER_BYTES} of {len(data)} bytes, "
+            f"sha256 {digest}; the full message is {stream} #{stream_seq}]"
+        )
+        hint = intent_id or intent_id_hint(data)
+        data = data[:MAX_DEAD_LETTER_BYTES]
+    else:
+        hint = intent_id or intent_id_hint(data)
     event = DeadLetter(
         event_id=derive_event_id(f"{stream}:{stream_seq}", f"dead_letter.{reason}"),
         producer=agent,
         agent=agent,
         reason=reason,
-        error=error[:4000],
+        error=error[:4000] if len(error) <= 4000 else error[:3800] + " ... " + error[-195:],
         original_subject=subject,
         original_headers=dict(headers or {}),
         original_data_b64=base64.b64encode(data).decode(),
         stream=stream,
         stream_seq=stream_seq,
         delivery_count=delivery_count,
-        intent_id=intent_id or intent_id_hint(data),
+        intent_id=hint,
     )
     return Emit(dead_letters(agent), event)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
@@ -56,7 +57,12 @@ class Publisher:
     async def start(self, emit: Emit) -> asyncio.Future[PubAck]:
         """Send one event; return the future of its publish acknowledgement."""
         payload, headers = self.encode(emit)
-        return await self.js.publish_async(emit.subject, payload, headers=headers)
+        try:
+            return await self.js.publish_async(emit.subject, payload, headers=headers)
+        except MaxPayloadError as exc:  # settle() reports it as not acknowledged
+            failed: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
+            failed.set_exception(PublishFailed(f"{emit.subject}: {exc!r}"))
+            return failed
 
     async def settle(self, futures: Sequence[asyncio.Future[PubAck]]) -> list[bool]:
         """Wait for acknowledgements; return which succeeded. Late ones are cancelled."""

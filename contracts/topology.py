@@ -96,7 +96,9 @@ STREAMS: tuple[StreamSpec, ...] = (
 )
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
-    ConsumerSpec(INTENTS, "ingestor", Identity.INGESTOR, s.every(s.INTENT_SUBMITTED)),
+    # `intent.submitted.>`, not `.*`: a submission on a malformed subject (a literal `>` token,
+    # extra tokens) must reach the ingestor and be dead-lettered, not sit unseen in the stream.
+    ConsumerSpec(INTENTS, "ingestor", Identity.INGESTOR, f"{s.INTENT_SUBMITTED}.>"),
     ConsumerSpec(INTENTS, "analyst", Identity.ANALYST, s.every(s.INTENT_ACCEPTED), ack_wait_s=60.0),
     ConsumerSpec(INTENTS, "risk", Identity.RISK, s.every(s.INTENT_ANALYZED)),
     ConsumerSpec(ORDERS, "risk-orders", Identity.RISK, "order.>"),

@@ -11,7 +11,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from bus.publisher import INTENT_HEADER, KIND_HEADER
+from bus.publisher import INTENT_HEADER
 from bus.replay import StoredMsg, read_stream
 from bus.signing import SIGNER_HEADER, SignatureStatus, Verifier
 from contracts import topology as t
@@ -83,6 +83,13 @@ class Trail:
         }
 
 
+def kind_of_subject(subject: str) -> str:
+    """The event kind a subject carries; subjects, unlike headers, are bound to their publishers."""
+    if subject.startswith("dlq."):
+        return "dead_letter" if subject.count(".") == 1 else subject
+    return ".".join(subject.split(".")[:2])
+
+
 def _belongs(msg: StoredMsg, intent_id: str) -> bool:
     if msg.headers.get(INTENT_HEADER) == intent_id:
         return True
@@ -109,7 +116,7 @@ async def find_trail(
                 body = json.loads(msg.data)
             except ValueError:
                 body = {"raw_b64": base64.b64encode(msg.data).decode()}
-            kind = msg.headers.get(KIND_HEADER) or ".".join(msg.subject.split(".")[:2])
+            kind = kind_of_subject(msg.subject)
             status = "unsigned"
             if verifier is not None and msg.headers.get(SIGNER_HEADER):
                 checked, _signer = verifier.check(msg.subject, msg.data, msg.headers)

@@ -14,11 +14,12 @@ from nats.aio.client import Client as NATS
 
 from agents.settings import load_settings
 from bus import Credentials, connect
-from bus.publisher import INTENT_HEADER, KIND_HEADER
+from bus.publisher import INTENT_HEADER
 from bus.replay import read_stream
 from contracts import AGENTS, Identity
 from contracts import topology as t
 from ops.stack import EmbeddedStack
+from ops.trail import kind_of_subject
 from tests.conftest import free_port
 
 TERMINAL = ("risk.rejected", "order.rejected", "ledger.posted", "dead_letter")
@@ -67,7 +68,7 @@ async def outcomes(ops_nc: NATS) -> dict[str, Counter[str]]:
                     iid = str(json.loads(msg.data).get("intent_id"))
                 except (ValueError, AttributeError):
                     iid = None
-            kind = msg.headers.get(KIND_HEADER) or "intent.submitted"
+            kind = kind_of_subject(msg.subject)
             if iid:
                 kinds[iid][kind] += 1
     return kinds
