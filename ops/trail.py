@@ -14,8 +14,10 @@ from nats.aio.client import Client as NATS
 from bus.publisher import INTENT_HEADER
 from bus.replay import StoredMsg, read_stream
 from bus.signing import SIGNER_HEADER, SignatureStatus, Verifier
+from contracts import AGENTS
 from contracts import topology as t
 
+AGENT_NAMES = frozenset(str(a) for a in AGENTS)
 TRAIL_STREAMS = (t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ)
 
 
@@ -85,8 +87,9 @@ class Trail:
 
 def kind_of_subject(subject: str) -> str:
     """The event kind a subject carries; subjects, unlike headers, are bound to their publishers."""
-    if subject.startswith("dlq."):
-        return "dead_letter" if subject.count(".") == 1 else subject
+    head, _, rest = subject.partition(".")
+    if head == "dlq":  # dlq.<agent> holds dead letters; dlq.retried / dlq.purged, ops records
+        return "dead_letter" if rest in AGENT_NAMES else f"dead_letter.{rest}"
     return ".".join(subject.split(".")[:2])
 
 
