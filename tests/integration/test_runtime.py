@@ -191,12 +191,18 @@ async def test_message_failing_every_delivery_is_dead_lettered_from_the_max_deli
 
 
 class CrashBeforeAck(ConsumerRuntime[SubmitIntent]):
-    """A runtime that publishes its outputs and then dies before acking (a crash)."""
+    """A runtime that publishes outputs but never acks, and dies once all `expected` are out."""
+
+    expected = 0
 
     async def _publish_and_settle(self, emits, retry):  # type: ignore[no-untyped-def]
         futures = [await self.publisher.start(out) for _msg, outs, _dead in emits for out in outs]
         await self.publisher.settle(futures)
-        raise asyncio.CancelledError  # the process is gone: nothing is acked
+        seen = getattr(self, "seen", set())
+        seen.update(msg.metadata.sequence.stream for msg, _outs, _dead in emits)
+        self.seen = seen
+        if len(seen) >= self.expected:
+            raise asyncio.CancelledError  # the process is gone: nothing is acked
 
 
 async def test_redelivery_after_crash_between_publish_and_ack_produces_no_duplicate(
@@ -219,6 +225,7 @@ async def test_redelivery_after_crash_between_publish_and_ack_produces_no_duplic
         publisher_for(crash_nc, certs_dir, Identity.INGESTOR),
         fetch_timeout_s=0.5,
     )
+    crashing.expected = n
 
     # Act: the first process publishes every output and dies; a second one takes over.
     with pytest.raises(asyncio.CancelledError):
