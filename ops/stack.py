@@ -77,10 +77,14 @@ class EmbeddedStack:
         self._pg: Any = None
         self._state = "starting"
         self._writer: asyncio.Task[None] | None = None
+        self._started_at: float | None = None
+        self.ready_after_s: float | None = None
+        """Seconds from `start()` until `wait_ready()` saw every agent ready."""
 
     # -- start ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._started_at = asyncio.get_running_loop().time()
         run_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
         pid_file(self.data_dir).write_text(str(os.getpid()))
         self._writer = asyncio.create_task(self._write_state_forever())
@@ -162,6 +166,8 @@ class EmbeddedStack:
                 if await asyncio.to_thread(_ready, url):
                     self.progress(f"{agent} ready")
                     del pending[agent]
+            if not pending and self._started_at is not None:
+                self.ready_after_s = loop.time() - self._started_at
             if pending and loop.time() > deadline:
                 tails = "\n".join(self._log_tail(str(a)) for a in pending)
                 raise TimeoutError(

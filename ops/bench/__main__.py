@@ -125,6 +125,17 @@ async def e2e(quick: bool) -> list[Row]:
             f"<= {TARGET_P99_MS:.0f} ms",
             _verdict(r.p99_ms <= TARGET_P99_MS),
         ),
+        Row(
+            "e2e",
+            f"latency p50/p99 at 80% of max ({r.high_rate_per_s:,.0f}/s)",
+            f"{r.high_p50_ms:.1f} / {r.high_p99_ms:.1f} ms",
+        ),
+        Row("e2e", "`up` to every agent ready", f"{r.ready_after_s:.1f} s"),
+        Row(
+            "e2e",
+            "resident memory per process",
+            ", ".join(f"{name} {mib:.0f} MiB" for name, mib in r.rss_mib.items()),
+        ),
     ]
 
 

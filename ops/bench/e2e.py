@@ -109,6 +109,19 @@ class E2EResult:
     paced_count: int
     p50_ms: float
     p99_ms: float
+    high_rate_per_s: float
+    high_p50_ms: float
+    high_p99_ms: float
+    ready_after_s: float
+    rss_mib: dict[str, float]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, MiB (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -152,7 +165,7 @@ async def paced_latency(client: NATS, ops: NATS, rate: float, seconds: float) ->
         iid, subject, payload = _payload(i)
         watch.sent[iid] = time.perf_counter()
         await js.publish_async(subject, payload)
-    await asyncio.wait_for(watch.done.wait(), timeout=60)
+    await asyncio.wait_for(watch.done.wait(), timeout=120)
     return watch
 
 
@@ -166,6 +179,13 @@ async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2ER
             await max_throughput(client, ops, min(500, n))  # warm caches and connections
             rate, elapsed = await max_throughput(client, ops, n)
             paced = await paced_latency(client, ops, paced_rate, paced_seconds)
+            high = await paced_latency(client, ops, 0.8 * rate, paced_seconds)
+            memory = {
+                name: rss_mib(c.proc.pid)
+                for name, c in stack.components.items()
+                if c.proc is not None and c.proc.returncode is None
+            }
+            ready_after_s = stack.ready_after_s or 0.0
         finally:
             await client.close()
             await ops.close()
@@ -177,4 +197,9 @@ async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2ER
         paced_count=len(paced.latencies_ms),
         p50_ms=statistics.median(paced.latencies_ms),
         p99_ms=_pct(paced.latencies_ms, 0.99),
+        high_rate_per_s=0.8 * rate,
+        high_p50_ms=statistics.median(high.latencies_ms),
+        high_p99_ms=_pct(high.latencies_ms, 0.99),
+        ready_after_s=ready_after_s,
+        rss_mib=memory,
     )
