@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -21,6 +20,7 @@ from bus import Credentials, Verifier, connect
 from contracts import Identity, SubmitIntent
 from contracts import topology as t
 from ops.client import submit, submit_raw
+from ops.natsd import free_port
 from ops.stack import EmbeddedStack
 from ops.trail import Trail, find_trail
 
@@ -34,12 +34,6 @@ class Step:
     intent: SubmitIntent | None = None
     raw: bytes | None = None
     repeat: int = 1
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _intent(symbol: str, side: str, quantity: str, **extra: object) -> SubmitIntent:
@@ -76,10 +70,10 @@ def scenario(eth_price: str) -> list[Step]:
 
 
 def _write_config(data_dir: Path) -> None:
-    ports = {a: _free_port() for a in ("ingestor", "analyst", "risk", "executor", "ledger")}
+    ports = {a: free_port() for a in ("ingestor", "analyst", "risk", "executor", "ledger")}
     lines = [
-        f"nats_port = {_free_port()}",
-        f"nats_monitor_port = {_free_port()}",
+        f"nats_port = {free_port()}",
+        f"nats_monitor_port = {free_port()}",
         "",
         "[health_ports]",
         *(f"{name} = {port}" for name, port in ports.items()),

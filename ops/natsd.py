@@ -6,11 +6,15 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import sys
+import tempfile
 import urllib.request
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
+from ops.certs import CertPaths, init_certs
 from ops.natsconf import NatsLayout, write_config
 
 
@@ -85,3 +89,30 @@ class NatsServer:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def scratch_server(prefix: str) -> AsyncIterator[tuple[NatsServer, CertPaths]]:
+    """A throwaway nats-server (fresh certificates, free ports, a temporary store)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        data_dir = Path(tmp)
+        paths, _ = init_certs(data_dir)
+        layout = NatsLayout(
+            certs=CertPaths(paths.certs_dir),
+            store_dir=data_dir / "jetstream",
+            port=free_port(),
+            monitor_port=free_port(),
+        )
+        server = NatsServer(layout, data_dir / "nats.conf", data_dir / "nats.log")
+        await server.start()
+        try:
+            yield server, paths
+        finally:
+            await server.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,13 +17,7 @@ from bus import Credentials, connect, provision
 from contracts import AGENTS, Identity
 from ops.certs import CertPaths, init_certs
 from ops.natsconf import NatsLayout
-from ops.natsd import NatsServer
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from ops.natsd import NatsServer, free_port
 
 
 @pytest.fixture(scope="session")

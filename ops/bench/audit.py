@@ -19,8 +19,6 @@ import json
 import logging
 import os
 import resource
-import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,9 +48,8 @@ from contracts import (
 )
 from contracts import subjects as s
 from ops.audit import AuditOptions, Parallelism, run_audit
-from ops.certs import CertPaths, init_certs
-from ops.natsconf import NatsLayout
-from ops.natsd import NatsServer
+from ops.certs import CertPaths
+from ops.natsd import scratch_server
 
 TARGET_EVENTS_PER_S = 20_000
 EVENTS_PER_INTENT = 6
@@ -138,12 +135,6 @@ class AuditBenchResult:
 
 
 REAUDIT = "processes, cached re-audit"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def measure_verify_us(samples: int = 2000) -> float:
@@ -274,31 +265,21 @@ async def run_audit_bench(events: int, rounds: int = 3) -> AuditBenchResult:
     one run fills it and `rounds` re-audits use it.
     """
     intents = max(1, events // EVENTS_PER_INTENT)
-    with tempfile.TemporaryDirectory(prefix="tradeops-bench-audit-") as tmp:
-        data_dir = Path(tmp)
-        paths, _ = init_certs(data_dir)
-        layout = NatsLayout(
-            certs=CertPaths(paths.certs_dir),
-            store_dir=data_dir / "jetstream",
-            port=_free_port(),
-            monitor_port=_free_port(),
+    async with scratch_server("tradeops-bench-audit-") as (server, paths):
+        layout = server.layout
+        url, certs = layout.url, paths.certs_dir
+        await fill_streams(url, certs, intents)
+        runs: list[AuditRun] = []
+        for _ in range(rounds):
+            for kind in (Parallelism.PROCESSES, Parallelism.THREADS, Parallelism.NONE):
+                options = AuditOptions(parallelism=kind)
+                runs.append(await _timed(url, certs, f"{kind}, cold", options))
+        cached = AuditOptions(
+            cache_path=paths.certs_dir.parent / "audit" / "verified-signatures.bin"
         )
-        server = NatsServer(layout, data_dir / "nats.conf", data_dir / "nats.log")
-        await server.start()
-        try:
-            url, certs = layout.url, paths.certs_dir
-            await fill_streams(url, certs, intents)
-            runs: list[AuditRun] = []
-            for _ in range(rounds):
-                for kind in (Parallelism.PROCESSES, Parallelism.THREADS, Parallelism.NONE):
-                    options = AuditOptions(parallelism=kind)
-                    runs.append(await _timed(url, certs, f"{kind}, cold", options))
-            cached = AuditOptions(cache_path=data_dir / "audit" / "verified-signatures.bin")
-            await _timed(url, certs, "processes, filling the cache", cached)
-            for _ in range(rounds):
-                runs.append(await _timed(url, certs, REAUDIT, cached))
-        finally:
-            await server.stop()
+        await _timed(url, certs, "processes, filling the cache", cached)
+        for _ in range(rounds):
+            runs.append(await _timed(url, certs, REAUDIT, cached))
     return AuditBenchResult(
         events=intents * EVENTS_PER_INTENT,
         intents=intents,

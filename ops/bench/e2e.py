@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -27,26 +26,21 @@ from agents.settings import load_settings
 from bus import Credentials, connect
 from bus.publisher import INTENT_HEADER
 from contracts import AGENTS, Identity
+from ops.natsd import free_port
 from ops.stack import EmbeddedStack
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _config() -> str:
-    ports = "\n".join(f"{a} = {_free_port()}" for a in AGENTS)
+    ports = "\n".join(f"{a} = {free_port()}" for a in AGENTS)
     instruments = "\n".join(
         f'[[instruments]]\nsymbol = "{sym}"\ncalendar = "24/7"\nmax_quantity = "1000"\n'
         f'position_limit = "1000000"\nstart_price = "{price}"\n'
         for sym, price in (("BTC-USD", "65000"), ("ETH-USD", "3200"))
     )
     return (
-        f"nats_port = {_free_port()}\nnats_monitor_port = {_free_port()}\n"
+        f"nats_port = {free_port()}\nnats_monitor_port = {free_port()}\n"
         '[[accounts]]\nname = "paper-1"\nstarting_cash_usd = "1000000000"\n'
         f"{instruments}\n"
         '[limits]\nrate_limit_per_s = 100000000\nmax_notional_usd = "100000000"\n'

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from pathlib import Path
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -34,9 +31,7 @@ from bus.publisher import INTENT_HEADER, KIND_HEADER, MSG_ID_HEADER
 from contracts import Identity, IntentAccepted, Side, SubmitIntent, TradeIntent, parse
 from contracts import subjects as s
 from contracts.topology import ConsumerSpec, StreamSpec
-from ops.certs import CertPaths, init_certs
-from ops.natsconf import NatsLayout
-from ops.natsd import NatsServer
+from ops.natsd import scratch_server
 
 TARGET_VS_RAW = 0.9
 """The runtime must reach this fraction of hand-tuned nats-py's throughput."""
@@ -380,47 +375,29 @@ async def _run_once(
     return HopRun(variant, round_, n, watch.seconds, watch.cpu_seconds, outputs, acked)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def run_hop_bench(n: int, rounds: int, *, warmup: bool = True) -> HopResult:
     """Run every variant `rounds` times, alternating, on `n` messages; return all runs.
 
     A short untimed warm-up run of each variant goes first unless `warmup` is false.
     """
-    with tempfile.TemporaryDirectory(prefix="tradeops-bench-") as tmp:
-        data_dir = Path(tmp)
-        paths, _ = init_certs(data_dir)
-        layout = NatsLayout(
-            certs=CertPaths(paths.certs_dir),
-            store_dir=data_dir / "jetstream",
-            port=_free_port(),
-            monitor_port=_free_port(),
+    async with scratch_server("tradeops-bench-") as (server, paths):
+        layout = server.layout
+        env = _Env(
+            url=layout.url,
+            credentials=Credentials(Identity.OPS, paths.certs_dir),
+            signer=Signer.from_file(PRODUCER, paths.signing_key(PRODUCER)),
         )
-        server = NatsServer(layout, data_dir / "nats.conf", data_dir / "nats.log")
-        await server.start()
+        setup = await connect(env.url, env.credentials)
         try:
-            env = _Env(
-                url=layout.url,
-                credentials=Credentials(Identity.OPS, paths.certs_dir),
-                signer=Signer.from_file(PRODUCER, paths.signing_key(PRODUCER)),
-            )
-            setup = await connect(env.url, env.credentials)
-            try:
-                js = setup.jetstream()
-                if warmup:
-                    for variant in Variant:
-                        await _run_once(env, js, variant, 0, min(n, WARMUP_MSGS))
-                runs = [
-                    await _run_once(env, js, variant, round_, n)
-                    for round_ in range(1, rounds + 1)
-                    for variant in Variant
-                ]
-            finally:
-                await setup.close()
+            js = setup.jetstream()
+            if warmup:
+                for variant in Variant:
+                    await _run_once(env, js, variant, 0, min(n, WARMUP_MSGS))
+            runs = [
+                await _run_once(env, js, variant, round_, n)
+                for round_ in range(1, rounds + 1)
+                for variant in Variant
+            ]
         finally:
-            await server.stop()
+            await setup.close()
     return HopResult(n, rounds, tuple(runs))
