@@ -98,7 +98,7 @@ class Ingestor(Agent):
             raise Rejected("unknown_symbol", f"{submitted.symbol} is not traded here ({known})")
         if self.settings.account(submitted.account) is None:
             raise Rejected("unknown_account", f"account {submitted.account!r} does not exist")
-        assigned = uuid.uuid5(EVENT_NAMESPACE, f"{t.INTENTS}:{item.stream_seq}")
+        assigned = uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{item.stream_seq}")
         intent = TradeIntent.from_submission(submitted, assigned)
         if not await self._claim(intent.intent_id, content_hash(submitted), item.stream_seq):
             DEDUPLICATED.inc()

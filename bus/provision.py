@@ -35,14 +35,25 @@ def stream_config(spec: t.StreamSpec, replicas: int) -> js_api.StreamConfig:
         duplicate_window=spec.duplicate_window_s,
         max_age=spec.max_age_s or None,
         max_msgs_per_subject=spec.max_msgs_per_subject,
+        max_msg_size=spec.max_msg_size,
         num_replicas=replicas,
         allow_direct=True,
         deny_delete=False,
     )
 
 
+@dataclass
+class PinnedConsumerConfig(js_api.ConsumerConfig):
+    """nats-py's consumer config with the priority-group fields it lacks (nats-server >= 2.11)."""
+
+    priority_policy: str | None = None
+    priority_groups: list[str] | None = None
+    priority_timeout: int | None = None
+    """Nanoseconds, as the server takes it."""
+
+
 def consumer_config(spec: t.ConsumerSpec) -> js_api.ConsumerConfig:
-    return js_api.ConsumerConfig(
+    return PinnedConsumerConfig(
         durable_name=spec.durable,
         deliver_policy=js_api.DeliverPolicy.ALL,
         ack_policy=js_api.AckPolicy.EXPLICIT,
@@ -51,6 +62,9 @@ def consumer_config(spec: t.ConsumerSpec) -> js_api.ConsumerConfig:
         max_ack_pending=spec.max_ack_pending,
         filter_subject=spec.filter_subject,
         max_waiting=512,
+        priority_policy="pinned_client" if spec.pinned_group else None,
+        priority_groups=[spec.pinned_group] if spec.pinned_group else None,
+        priority_timeout=int(spec.pin_ttl_s * 1e9) if spec.pinned_group else None,
     )
 
 

@@ -116,7 +116,10 @@ class ConsumerRuntime(Generic[T]):
     async def _bind(self) -> PullConsumer:
         # Binding makes no API call: the agent needs no consumer-create permission.
         if self._pull is None:
-            pull = PullConsumer(self.nc, self.spec.stream, self.spec.durable, self.batch_size)
+            spec = self.spec
+            pull = PullConsumer(
+                self.nc, spec.stream, spec.durable, self.batch_size, group=spec.pinned_group
+            )
             await pull.bind()
             self._pull = pull
         return self._pull

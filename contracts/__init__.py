@@ -21,13 +21,14 @@ from contracts.events import (
     RiskRejected,
     TradingStateChanged,
 )
-from contracts.intent import MAX_INTENT_BYTES, SubmitIntent, TradeIntent
+from contracts.intent import MAX_INTENT_BYTES, MAX_SUBMISSION_BYTES, SubmitIntent, TradeIntent
 from contracts.types import AGENTS, Identity, OrderType, Side, TradingState
 
 __all__ = [
     "AGENTS",
     "INTENT_EVENTS",
     "MAX_INTENT_BYTES",
+    "MAX_SUBMISSION_BYTES",
     "Analysis",
     "Citation",
     "ContractError",

@@ -19,6 +19,11 @@ MAX_INTENT_BYTES = 4 * MAX_RATIONALE_BYTES
 Room for a full rationale under the worst JSON escaping (`\\uXXXX` pairs triple its bytes) plus
 every other field, so no valid intent is refused for its size.
 """
+MAX_SUBMISSION_BYTES = 4 * MAX_INTENT_BYTES
+"""Largest message (headers included) the submissions' stream stores; nats-server refuses a larger
+publish with "message size exceeds maximum allowed", so nothing of it is stored. Between
+`MAX_INTENT_BYTES` and this, a submission is stored and dead-lettered with its exact bytes.
+"""
 
 
 # Unicode category Cc (C0, DEL, C1) except newline and tab.

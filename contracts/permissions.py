@@ -31,6 +31,8 @@ def _agent_grant(agent: Identity) -> Grant:
             f"$JS.ACK.{c.stream}.{c.durable}.>",
             f"$JS.API.CONSUMER.INFO.{c.stream}.{c.durable}",
         ]
+        if c.pinned_group:  # a restarted agent takes the pin over at once
+            publish.append(f"$JS.API.CONSUMER.UNPIN.{c.stream}.{c.durable}")
     readable = {c.stream for c in owned if c.stream != t.ADVISORIES} | {t.CONTROL}
     if t.FOLLOWS.get(agent):
         readable.add(t.MARKET)

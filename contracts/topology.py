@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from contracts import subjects as s
+from contracts.intent import MAX_SUBMISSION_BYTES
 from contracts.types import Identity
 
 
@@ -31,6 +32,8 @@ class StreamSpec:
     duplicate_window_s: float = 120.0
     max_age_s: float = 0.0
     max_msgs_per_subject: int = -1
+    max_msg_size: int = -1
+    """The largest message (headers included) the stream stores; larger publishes are refused."""
     replicas: int = 1
     description: str = ""
 
@@ -48,6 +51,16 @@ class ConsumerSpec:
     max_ack_pending: int = 5000
     backoff_s: tuple[float, ...] = (0.25, 1.0, 4.0, 15.0)
     """Delays of the runtime's nak by delivery attempt (the last repeats)."""
+    pinned_group: str | None = None
+    """Serve one client at a time (priority policy `pinned_client`), named by this group.
+
+    Every message it delivers then carries a `Nats-Pin-Id` header. A stored message with neither
+    body nor headers would otherwise reach the consumer's owner as a "nil" message, which ends
+    the cross-account mapping of its pull request (nats-server#3180): the rest of that pull would
+    be dropped on the way and wait out the ack wait. Needed where clients write the stream.
+    """
+    pin_ttl_s: float = 10.0
+    """A pinned client that sends no pull request for this long loses the pin."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,7 @@ class KvSpec:
         return f"KV_{self.bucket}"
 
 
+SUBMISSIONS = "SUBMISSIONS"
 INTENTS = "INTENTS"
 RISK = "RISK"
 ORDERS = "ORDERS"
@@ -74,7 +88,21 @@ DLQ = "DLQ"
 ADVISORIES = "ADVISORIES"
 
 STREAMS: tuple[StreamSpec, ...] = (
-    StreamSpec(INTENTS, ("intent.>",), description="submitted, accepted and analyzed intents"),
+    # INTENTS first: a store provisioned before SUBMISSIONS existed had INTENTS on `intent.>`,
+    # which must narrow before SUBMISSIONS can take `intent.submitted.>`.
+    StreamSpec(
+        INTENTS,
+        (f"{s.INTENT_ACCEPTED}.>", f"{s.INTENT_ANALYZED}.>"),
+        description="accepted and analyzed intents",
+    ),
+    # Client submissions have a stream of their own: a client's `Nats-Msg-Id` is de-duplicated
+    # only against other submissions, never against the (derivable) ids of agents' events.
+    StreamSpec(
+        SUBMISSIONS,
+        (f"{s.INTENT_SUBMITTED}.>",),
+        max_msg_size=MAX_SUBMISSION_BYTES,
+        description="intents as clients submitted them",
+    ),
     StreamSpec(RISK, ("risk.>",), description="risk gate decisions"),
     StreamSpec(ORDERS, ("order.>",), description="fills and executor rejections"),
     StreamSpec(LEDGER, ("ledger.>",), description="ledger postings"),
@@ -98,7 +126,13 @@ STREAMS: tuple[StreamSpec, ...] = (
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     # `intent.submitted.>`, not `.*`: a submission on a malformed subject (a literal `>` token,
     # extra tokens) must reach the ingestor and be dead-lettered, not sit unseen in the stream.
-    ConsumerSpec(INTENTS, "ingestor", Identity.INGESTOR, f"{s.INTENT_SUBMITTED}.>"),
+    ConsumerSpec(
+        SUBMISSIONS,
+        "ingestor",
+        Identity.INGESTOR,
+        f"{s.INTENT_SUBMITTED}.>",
+        pinned_group="intake",
+    ),
     ConsumerSpec(INTENTS, "analyst", Identity.ANALYST, s.every(s.INTENT_ACCEPTED), ack_wait_s=60.0),
     ConsumerSpec(INTENTS, "risk", Identity.RISK, s.every(s.INTENT_ANALYZED)),
     ConsumerSpec(ORDERS, "risk-orders", Identity.RISK, "order.>"),
@@ -143,7 +177,7 @@ FOLLOWS: dict[Identity, tuple[str, ...]] = {
 }
 # Streams an identity may read single messages from (direct get): its prices and the trading state.
 DIRECT_READS: dict[Identity, tuple[str, ...]] = {
-    Identity.INGESTOR: (MARKET, INTENTS),
+    Identity.INGESTOR: (MARKET,),
     Identity.ANALYST: (INTENTS,),
     Identity.RISK: (MARKET, INTENTS, RISK, ORDERS),
     Identity.EXECUTOR: (MARKET, RISK),

@@ -200,7 +200,7 @@ class OutcomeLog:
     """Every intent's signed events by kind, read incrementally from the outcome streams."""
 
     verifier: Verifier
-    streams: tuple[str, ...] = (t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ)
+    streams: tuple[str, ...] = (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ)
     kinds: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     reasons: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     dead_letters: list[DeadLetter] = field(default_factory=list)

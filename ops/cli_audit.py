@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
         from_seq: Annotated[
             int | None,
             typer.Option(
-                "--from-seq", help="Replay INTENTS from this sequence (the rest from its time)."
+                "--from-seq", help="Replay SUBMISSIONS from this sequence (the rest from its time)."
             ),
         ] = None,
         strict: Annotated[

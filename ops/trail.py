@@ -18,7 +18,7 @@ from contracts import AGENTS
 from contracts import topology as t
 
 AGENT_NAMES = frozenset(str(a) for a in AGENTS)
-TRAIL_STREAMS = (t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ)
+TRAIL_STREAMS = (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ)
 
 
 @dataclass

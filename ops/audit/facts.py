@@ -2,7 +2,7 @@
 
 The kind comes from the subject (signed), never from the unsigned `Tradeops-Kind` header. A
 submission without a usable `intent_id` belongs to the id the ingestor assigns it,
-`uuid5(EVENT_NAMESPACE, "INTENTS:<seq>")`, so it and its dead letter still meet.
+`uuid5(EVENT_NAMESPACE, "SUBMISSIONS:<seq>")`, so it and its dead letter still meet.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def kind_of(subject: str) -> str:
 
 def assigned_intent_id(seq: int) -> str:
     """Return the id the ingestor gives submission `seq` when it names none."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{t.INTENTS}:{seq}"))
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{seq}"))
 
 
 def as_uuid(value: object) -> str | None:
@@ -171,7 +171,7 @@ def _describe(fact: Fact, body: dict[str, Any] | None, msg: StoredMsg) -> None:
     kind = fact.kind
     if kind == SUBMITTED:
         fact.intent_id = as_uuid(body.get("intent_id")) if body is not None else None
-        if fact.intent_id is None and fact.stream == t.INTENTS:
+        if fact.intent_id is None and fact.stream == t.SUBMISSIONS:
             fact.intent_id = assigned_intent_id(fact.seq)
         fact.terms = terms_of(body)
         if fact.signed:
@@ -218,7 +218,7 @@ def _describe(fact: Fact, body: dict[str, Any] | None, msg: StoredMsg) -> None:
 
 
 def _is_submission(stream: str, subject: str) -> bool:
-    return stream == t.INTENTS and subject.startswith(f"{SUBMITTED}.")
+    return stream == t.SUBMISSIONS and subject.startswith(f"{SUBMITTED}.")
 
 
 def purged_letters(fact: Fact) -> list[Fact]:

@@ -1,7 +1,7 @@
 """`audit verify`: replay the streams, check every signature, every chain, and the ledger.
 
 Postgres snapshot (verify_chain, journal, positions, cash)
-  -> replay INTENTS, RISK, ORDERS, LEDGER, DLQ, CONTROL (signatures verified in a pool
+  -> replay SUBMISSIONS, INTENTS, RISK, ORDERS, LEDGER, DLQ, CONTROL (signatures verified in a pool
      while reading)
   -> provenance of each message (policy) -> trusted facts
   -> each intent's chain (chains.evaluate) -> the ledger (ledger.check_*)
@@ -45,7 +45,7 @@ from ops.audit.signatures import Parallelism, SignatureChecker, make_executor
 from ops.audit.window import ReplayWindow
 from ops.dlq import DeadLetterRetried, first_message, sha256
 
-AUDIT_STREAMS = (t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ, t.CONTROL)
+AUDIT_STREAMS = (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ, t.CONTROL)
 READ_BATCH = 1000
 
 Key = tuple[str, int]
@@ -82,10 +82,10 @@ async def _estimate(nc: NATS, window: ReplayWindow) -> int | None:
 
 
 async def origin_time(nc: NATS, window: ReplayWindow) -> datetime | None:
-    """When INTENTS #`from_seq` was stored (None: no such message yet, or no sequence given)."""
+    """When SUBMISSIONS #`from_seq` was stored (None: no such message yet, or no sequence given)."""
     if window.from_seq <= 1:
         return None
-    first = await first_message(nc, t.INTENTS, start_seq=window.from_seq)
+    first = await first_message(nc, t.SUBMISSIONS, start_seq=window.from_seq)
     return first.timestamp if first is not None else None
 
 

@@ -35,7 +35,7 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
 class ReplayWindow:
     """The part of the streams a replay reads, closed under cause and effect.
 
-    Everything; or everything stored since a time; or INTENTS from one sequence on and the other
+    Everything; or everything stored since a time; or SUBMISSIONS from one sequence on and the other
     streams from the time that message was stored. (A sequence of one stream says nothing about
     another's: the same number on RISK may be an approval of an intent submitted long before.)
     Every event of an intent submitted inside the window is then inside it too.
@@ -58,11 +58,11 @@ class ReplayWindow:
     def read_args(self, stream: str, origin_time: datetime | None = None) -> dict[str, Any]:
         """Return the `read_stream` keyword arguments for `stream`.
 
-        `origin_time` is when INTENTS #`from_seq` was stored (None when it does not exist yet).
+        `origin_time` is when SUBMISSIONS #`from_seq` was stored (None when it does not exist yet).
         """
         if self.since is not None:
             return {"start_time": self.since}
-        if self.from_seq <= 1 or stream == t.INTENTS:
+        if self.from_seq <= 1 or stream == t.SUBMISSIONS:
             return {"start_seq": self.from_seq}
         return {"start_time": origin_time or datetime.now(UTC)}
 
@@ -70,5 +70,5 @@ class ReplayWindow:
         if self.since is not None:
             return f"since {self.since.isoformat()}"
         if self.from_seq > 1:
-            return f"from INTENTS #{self.from_seq} (the other streams from its time)"
+            return f"from SUBMISSIONS #{self.from_seq} (the other streams from its time)"
         return "from the start"

@@ -2,12 +2,13 @@
 
 Every case of tests/data/hostile/cases.jsonl is published as the client, after the earlier
 submissions it needs (`setup`), then one valid control intent. Each case must end dead-lettered
-or rejected with its named reason, carry its exact bytes in its dead letter, reach neither the
-executor nor the ledger, and crash or stall no agent. Outcomes are read from the streams with
-their signatures checked (`ops.chaos.OutcomeLog`), so forged headers cannot fake one.
+or rejected with its named reason (or be refused at publish by the server, naming the limit),
+carry its exact bytes in its dead letter, reach neither the executor nor the ledger, and crash or
+stall no agent. Outcomes are read from the streams with their signatures checked
+(`ops.chaos.OutcomeLog`), so forged headers cannot fake one.
 
-A case marked `known_bug` stays out of that run: it is replayed afterwards by an xfail test that
-names the bug, as is the forged `Nats-Msg-Id` scenario (not expressible as one corpus case).
+Two scenarios run after the corpus: forged `Nats-Msg-Id`s aimed at the ids of later events, and
+an empty submission followed at once by others (a "nil" message must not stall the intake).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import asyncpg
 import pytest
 from nats.aio.client import Client as NATS
+from nats.js.errors import APIError
 
 from bus.deadletter import intent_id_hint
 from bus.replay import read_stream
@@ -40,11 +42,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CORPUS = Path(__file__).parents[1] / "data" / "hostile" / "cases.jsonl"
 REASONS = {"invalid_payload", "subject_mismatch", "unknown_symbol", "unknown_account",
-           "intent_id_conflict", "analyst_veto", "max_quantity"}  # fmt: skip
+           "intent_id_conflict", "analyst_veto", "max_quantity", "max_msg_size"}  # fmt: skip
+REFUSALS = {"max_msg_size": 10054}
+"""Reason of a case refused at publish -> the JetStream error code the client gets."""
 FORGED = {"Tradeops-Signer": "risk", "Tradeops-Signature": base64.b64encode(b"\0" * 64).decode()}
 ELSEWHERE = ("risk.approved.ETH-USD", "order.filled.ETH-USD", "ledger.posted.paper-1",
              "intent.accepted.ETH-USD", "dlq.ingestor", "control.resume")  # fmt: skip
-AGENT_STREAMS = (t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ, t.CONTROL)
+AGENT_STREAMS = (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ, t.CONTROL)
 SETTLE_S = 90.0
 STALL_S = 25.0
 """The corpus must settle within this (the ack wait is 30 s: a dropped message shows up later)."""
@@ -64,7 +68,6 @@ class Case:
     reasons: tuple[str, ...] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     setup: tuple[tuple[str, bytes], ...] = ()
-    known_bug: str | None = None
 
     @property
     def intent_id(self) -> str | None:
@@ -102,15 +105,13 @@ def load_cases() -> list[Case]:
                 reasons=tuple(doc["reasons"]) if "reasons" in doc else None,
                 headers=doc.get("headers", {}),
                 setup=tuple((s["subject"], _payload(s)) for s in doc.get("setup", [])),
-                known_bug=doc.get("known_bug"),
             )
         )
     return cases
 
 
 CASES = load_cases()
-RUN = [c for c in CASES if not c.known_bug]
-KNOWN_BUGS = [c for c in CASES if c.known_bug]
+EMPTY = next(c for c in CASES if c.name == "empty_payload")
 
 
 @dataclass
@@ -119,8 +120,8 @@ class HostileRun:
 
     log: OutcomeLog
     seq: dict[str, int]
-    """Case name -> stream sequence of its submission in INTENTS."""
-    refused: dict[str, str]
+    """Case name -> stream sequence of its submission in SUBMISSIONS."""
+    refused: dict[str, Exception]
     """Case name -> the error of a submission the server did not acknowledge."""
     settle_s: float
     """From the control intent's submission until every case and the control were settled."""
@@ -131,10 +132,12 @@ class HostileRun:
     elsewhere: dict[str, str]
     """Subject -> what happened when the client published a forged event there."""
     elsewhere_stored: list[str]
-    known_bugs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    """What the scenarios run after the corpus observed."""
 
     def letters_at(self, seq: int) -> list[DeadLetter]:
-        return [d for d in self.log.dead_letters if (d.stream, d.stream_seq) == (t.INTENTS, seq)]
+        where = (t.SUBMISSIONS, seq)
+        return [d for d in self.log.dead_letters if (d.stream, d.stream_seq) == where]
 
 
 def _intent(symbol: str, quantity: str, rationale: str, **extra: str) -> dict[str, str]:
@@ -217,7 +220,7 @@ async def _replay_with_followers(
     seqs = [ack.seq for ack in await asyncio.gather(*futures)]
 
     def letters(seq: int) -> list[DeadLetter]:
-        return [d for d in log.dead_letters if (d.stream, d.stream_seq) == (t.INTENTS, seq)]
+        return [d for d in log.dead_letters if (d.stream, d.stream_seq) == (t.SUBMISSIONS, seq)]
 
     def answered() -> bool:
         return all(letters(seq) for seq in seqs) or ingestor.restarts > before
@@ -230,8 +233,8 @@ async def _replay_with_followers(
     }
 
 
-async def _known_bugs(client: NATS, ops: NATS, log: OutcomeLog, ingestor: Any) -> dict[str, Any]:
-    """Replay the known bugs after the corpus, smallest first: 1 MiB wedges the ingestor."""
+async def _after_corpus(client: NATS, ops: NATS, log: OutcomeLog, ingestor: Any) -> dict[str, Any]:
+    """Aim forged `Nats-Msg-Id`s at later events' ids; then an empty submission with followers."""
     js = client.jetstream()
     victim = _intent("ETH-USD", "1", INJECTED)
     forged = derive_event_id(uuid.UUID(victim["intent_id"]), "intent.accepted")
@@ -240,17 +243,17 @@ async def _known_bugs(client: NATS, ops: NATS, log: OutcomeLog, ingestor: Any) -
     # A client learns stream sequences from its PubAcks, and the ingestor derives the id of an
     # intent submitted without one from its sequence: so another client's intent can be aimed at.
     probe = await js.publish("intent.submitted.ETH-USD", b"probe")
-    assigned = uuid.uuid5(EVENT_NAMESPACE, f"{t.INTENTS}:{probe.seq + 2}")
+    assigned = uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{probe.seq + 2}")
     aimed = derive_event_id(assigned, "intent.accepted")
     await js.publish("intent.submitted.ETH-USD", b"x", headers={"Nats-Msg-Id": str(aimed)})
     other = {k: v for k, v in _intent("ETH-USD", "1", INJECTED).items() if k != "intent_id"}
     ack = await js.publish("intent.submitted.ETH-USD", json.dumps(other).encode())
-    victims = [victim["intent_id"], str(uuid.uuid5(EVENT_NAMESPACE, f"{t.INTENTS}:{ack.seq}"))]
+    victims = [victim["intent_id"], str(uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{ack.seq}"))]
     await _sentinel_passed(js, ops, log, ingestor)
-    results: dict[str, Any] = {"forged_msg_id": {v: dict(log.kinds[v]) for v in victims}}
-    for case in sorted(KNOWN_BUGS, key=lambda c: len(c.payload)):
-        results[case.name] = await _replay_with_followers(js, ops, log, ingestor, case)
-    return results
+    return {
+        "forged_msg_id": {v: dict(log.kinds[v]) for v in victims},
+        "empty_then_followers": await _replay_with_followers(js, ops, log, ingestor, EMPTY),
+    }
 
 
 async def _run_corpus(data_dir: Path) -> HostileRun:
@@ -261,17 +264,18 @@ async def _run_corpus(data_dir: Path) -> HostileRun:
         log = OutcomeLog(Verifier.from_dir(stack.settings.certs_dir))
         await asyncio.sleep(1.0)  # a few ticks from the feed
         setup_ids = []
-        for case in RUN:
+        for case in CASES:
             for subject, payload in case.setup:
                 await js.publish(subject, payload)
                 setup_ids.append(str(intent_id_hint(payload)))
         assert await _until(ops, log, lambda: all(log.terminal(i) for i in setup_ids), SETTLE_S)
-        seq, refused = {}, {}
-        for case in RUN:
+        seq: dict[str, int] = {}
+        refused: dict[str, Exception] = {}
+        for case in CASES:
             try:
                 ack = await js.publish(case.subject, case.payload, headers=case.headers or None)
-            except Exception as exc:  # e.g. a subject the client may not publish on
-                refused[case.name] = repr(exc)
+            except Exception as exc:  # e.g. over the stream's max_msg_size
+                refused[case.name] = exc
                 continue
             seq[case.name] = ack.seq
         marker = str(uuid.uuid4())
@@ -280,12 +284,12 @@ async def _run_corpus(data_dir: Path) -> HostileRun:
         await js.publish("intent.submitted.ETH-USD", json.dumps(control).encode())
 
         def settled() -> bool:
-            letters = {d.stream_seq for d in log.dead_letters if d.stream == t.INTENTS}
+            letters = {d.stream_seq for d in log.dead_letters if d.stream == t.SUBMISSIONS}
             cases = all(
                 seq.get(c.name) in letters
                 if c.expect == "dead_lettered"
                 else log.terminal(c.intent_id or "")
-                for c in RUN
+                for c in CASES
                 if c.name in seq
             )
             return cases and bool(log.kinds[control["intent_id"]]["ledger.posted"])
@@ -305,7 +309,7 @@ async def _run_corpus(data_dir: Path) -> HostileRun:
             elsewhere=elsewhere,
             elsewhere_stored=await _stored_with(ops, marker),
         )
-        run.known_bugs = await _known_bugs(client, ops, log, stack.components["ingestor"])
+        run.after = await _after_corpus(client, ops, log, stack.components["ingestor"])
         await client.close()
         await ops.close()
         return run
@@ -322,21 +326,29 @@ def hostile() -> Iterator[HostileRun]:
 
 
 def test_corpus_has_at_least_60_named_cases_each_with_an_expected_reason() -> None:
-    assert len(RUN) >= 60
+    assert len(CASES) >= 60
     assert len({c.name for c in CASES}) == len(CASES)
-    assert {c.expect for c in CASES} == {"dead_lettered", "rejected"}
+    assert {c.expect for c in CASES} == {"dead_lettered", "rejected", "refused"}
     assert {c.reason for c in CASES} <= REASONS
+    assert {c.reason for c in CASES if c.expect == "refused"} <= REFUSALS.keys()
     assert all(c.payload or c.name.startswith("empty_payload") for c in CASES)
 
 
-@pytest.mark.parametrize("name", [c.name for c in RUN])
+@pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_case_is_dead_lettered_or_rejected_with_its_named_reason(
     hostile: HostileRun, name: str
 ) -> None:
-    case = next(c for c in RUN if c.name == name)
+    case = next(c for c in CASES if c.name == name)
+    kinds = hostile.log.kinds[case.intent_id or ""]
+    if case.expect == "refused":
+        error = hostile.refused.get(name)
+        assert isinstance(error, APIError), error
+        assert error.err_code == REFUSALS[case.reason], error
+        assert name not in hostile.seq  # never stored: nothing can act on it
+        assert case.intent_id is not None and sum(kinds.values()) == 0, dict(kinds)
+        return
     assert name not in hostile.refused, hostile.refused[name]
     letters = hostile.letters_at(hostile.seq[name])
-    kinds = hostile.log.kinds[case.intent_id or ""]
     if case.expect == "dead_lettered":
         assert [d.reason for d in letters] == [case.reason], [d.error for d in letters]
         [letter] = letters
@@ -355,8 +367,8 @@ def test_case_is_dead_lettered_or_rejected_with_its_named_reason(
 
 
 def test_no_hostile_submission_reaches_the_executor(hostile: HostileRun) -> None:
-    ids = {c.intent_id for c in RUN if c.intent_id} | {
-        str(uuid.uuid5(EVENT_NAMESPACE, f"{t.INTENTS}:{s}")) for s in hostile.seq.values()
+    ids = {c.intent_id for c in CASES if c.intent_id} | {
+        str(uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{s}")) for s in hostile.seq.values()
     }  # the id the ingestor would assign to a submission without one
     executed = ("risk.approved", "order.filled", "order.rejected", "ledger.posted")
     reached = {i for i in ids if any(hostile.log.kinds[i][k] for k in executed)}
@@ -388,30 +400,18 @@ def test_client_publishing_forged_events_outside_its_subjects_is_refused(
     assert hostile.elsewhere_stored == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a client's Nats-Msg-Id equal to the derived id of a later intent.accepted makes "
-    "JetStream de-duplicate the ingestor's real event (client input and agent events share the "
-    "INTENTS stream and its duplicate window): the intent is acknowledged and silently lost",
-)
 def test_forged_nats_msg_id_cannot_suppress_a_later_intent(hostile: HostileRun) -> None:
-    victims = hostile.known_bugs["forged_msg_id"]
+    """A client's `Nats-Msg-Id` equal to the derived id of a later `intent.accepted` (of a named
+    intent, or of one aimed at by stream sequence) is de-duplicated only against submissions."""
+    victims = hostile.after["forged_msg_id"]
     assert all(kinds.get("risk.rejected") == 1 for kinds in victims.values()), victims
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(c.name, marks=pytest.mark.xfail(strict=True, reason=f"BUG: {c.known_bug}"))
-        for c in KNOWN_BUGS
-    ],
-)
-def test_known_bug_case_is_dead_lettered_without_restarting_the_ingestor(
-    hostile: HostileRun, name: str
+def test_an_empty_submission_does_not_stall_the_ones_published_right_after_it(
+    hostile: HostileRun,
 ) -> None:
-    case = next(c for c in KNOWN_BUGS if c.name == name)
-    result = hostile.known_bugs[name]
+    result = hostile.after["empty_then_followers"]
     assert result["restarts"] == 0
-    assert [d.reason for d in result["letters"]] == [case.reason]
-    assert base64.b64decode(result["letters"][0].original_data_b64) == case.payload
+    assert [d.reason for d in result["letters"]] == [EMPTY.reason]
+    assert base64.b64decode(result["letters"][0].original_data_b64) == EMPTY.payload
     assert result["followers"] == FOLLOWERS, "messages after it were not processed in time"
