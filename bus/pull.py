@@ -34,6 +34,13 @@ UNPIN_TIMEOUT_S = 2.0
 log = logging.getLogger("tradeops.pull")
 
 
+def stored_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
+    """Return a delivery's headers as stored: without the pin id the server added on delivery."""
+    if not headers or PIN_ID not in headers:
+        return headers
+    return {k: v for k, v in headers.items() if k != PIN_ID}
+
+
 class PullConsumer:
     """Pull credit management for one bound durable consumer."""
 

@@ -25,7 +25,7 @@ from bus.deadletter import dead_letter
 from bus.errors import Rejected
 from bus.metrics import DEAD_LETTERED, FAILED, HANDLER_SECONDS, PROCESSED
 from bus.publisher import Emit, Publisher
-from bus.pull import PullConsumer
+from bus.pull import PullConsumer, stored_headers
 from contracts import Identity, InvalidMessage
 from contracts.topology import ConsumerSpec
 
@@ -239,7 +239,7 @@ class ConsumerRuntime(Generic[T]):
             reason=reason,
             error=str(exc),
             subject=msg.subject,
-            headers=msg.headers,
+            headers=stored_headers(msg.headers),
             data=msg.data,
             stream=meta.stream,
             stream_seq=meta.sequence.stream,

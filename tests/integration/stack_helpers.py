@@ -60,7 +60,7 @@ async def connect_to(stack: EmbeddedStack, identity: Identity) -> NATS:
 async def outcomes(ops_nc: NATS) -> dict[str, Counter[str]]:
     """Count every intent's events by kind across the pipeline's streams."""
     kinds: dict[str, Counter[str]] = defaultdict(Counter)
-    for stream in (t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ):
+    for stream in (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ):
         async for msg in read_stream(ops_nc, stream):
             iid = msg.headers.get(INTENT_HEADER)
             if iid is None and msg.subject.startswith("intent.submitted."):

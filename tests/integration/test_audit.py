@@ -174,8 +174,8 @@ async def test_replay_from_a_sequence_checks_only_intents_submitted_in_the_windo
     result = scenario.partial
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["window"] == "from INTENTS #3 (the other streams from its time)"
-    assert report["intents"]["unchecked"] >= 1  # submitted at INTENTS #1 and #2
+    assert report["window"] == "from SUBMISSIONS #3 (the other streams from its time)"
+    assert report["intents"]["unchecked"] >= 1  # submitted at SUBMISSIONS #1 and #2
     assert report["events"] < json.loads(scenario.clean.stdout)["events"]
     assert any(
         "only on a replay from the start" in n or "no Postgres" in n for n in report["notes"]

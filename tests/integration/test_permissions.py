@@ -7,28 +7,36 @@ the `tradeops_permission_violations_total` counter fed by the connection's error
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import ssl
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nats.errors
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from prometheus_client import REGISTRY
 
+from agents.ingestor import Ingestor
+from agents.settings import Settings
 from bus import Credentials, Signer, connect
+from bus.publisher import MSG_ID_HEADER as MSG_ID
+from bus.pull import PIN_ID, PullConsumer
 from bus.replay import read_stream
-from contracts import Identity
+from contracts import Identity, IntentAccepted, derive_event_id
 from contracts import subjects as s
 from contracts import topology as t
 from contracts.types import AGENTS
 from ops.certs import CertPaths, init_certs, issue
 from ops.natsd import NatsServer
-from tests.conftest import ConnectAs
+from tests.conftest import ConnectAs, run_agent, stop_agent
+from tests.integration.pipeline_helpers import eventually, intent_payload, read_subject
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +55,7 @@ TLS_REFUSED = (ssl.SSLError, OSError, nats.errors.Error)
 
 # Each agent's first work consumer: what feeds it and what the agent publishes after handling.
 WORK = {
-    Identity.INGESTOR: (t.INTENTS, "ingestor", "intent.submitted.AAPL", "intent.accepted.AAPL"),
+    Identity.INGESTOR: (t.SUBMISSIONS, "ingestor", "intent.submitted.AAPL", "intent.accepted.AAPL"),
     Identity.ANALYST: (t.INTENTS, "analyst", "intent.accepted.AAPL", "intent.analyzed.AAPL"),
     Identity.RISK: (t.INTENTS, "risk", "intent.analyzed.AAPL", "risk.approved.AAPL"),
     Identity.EXECUTOR: (t.RISK, "executor", "risk.approved.AAPL", "order.filled.AAPL"),
@@ -93,11 +101,45 @@ async def stored(js: JetStreamContext, stream: str) -> int:
     return int(info.state.messages)
 
 
-async def topology_names(js: JetStreamContext) -> tuple[set[str], set[str]]:
-    """Return the stream names and the INTENTS consumer names (asked as ops)."""
-    streams = {i.config.name for i in await js.streams_info()}
-    consumers = {c.name for c in await js.consumers_info(t.INTENTS)}
+async def topology_names(js: JetStreamContext) -> tuple[set[str], set[tuple[str, str]]]:
+    """Return the stream names and the intent streams' (stream, consumer) names (asked as ops)."""
+    streams = {str(i.config.name) for i in await js.streams_info()}
+    consumers = set()
+    for stream in (t.SUBMISSIONS, t.INTENTS):
+        consumers |= {(stream, str(c.name)) for c in await js.consumers_info(stream)}
     return streams, consumers
+
+
+def pull_request(durable: str, batch: int = 1) -> bytes:
+    """Return a pull request for `durable` as its owner's runtime sends it (with its group)."""
+    request: dict[str, object] = {"batch": batch, "expires": int(DENIED_TIMEOUT_S * 1e9)}
+    group = t.consumer(durable).pinned_group
+    if group is not None:
+        request["group"] = group
+    return json.dumps(request).encode()
+
+
+async def pull_pinned(nc: NATS, durable: str, timeout_s: float = 2.0) -> list[Msg]:
+    """Bind `durable` and pull from it as the agents' runtime does (taking over its pin)."""
+    spec = t.consumer(durable)
+    pull = PullConsumer(nc, spec.stream, spec.durable, batch=1, group=spec.pinned_group)
+    await pull.bind()
+    try:
+        return await pull.next_batch(timeout_s)
+    finally:
+        await pull.unbind()
+
+
+async def pinned_client(ops_nc: NATS, durable: str) -> str | None:
+    """Return the pin id the server holds for `durable`'s priority group (asked as ops).
+
+    nats-py's ConsumerInfo drops the priority groups' state, so this reads the API's answer.
+    """
+    spec = t.consumer(durable)
+    subject = f"$JS.API.CONSUMER.INFO.{spec.stream}.{spec.durable}"
+    info = await ops_nc.request(subject, b"", timeout=2)
+    groups = json.loads(info.data).get("priority_groups") or []
+    return next((g.get("pinned_client_id") for g in groups if g.get("pinned_client_id")), None)
 
 
 def server_log(server: NatsServer) -> str:
@@ -141,10 +183,11 @@ async def test_client_publishes_intent_submitted_and_gets_a_puback(
     # Act
     ack = await client.jetstream().publish("intent.submitted.AAPL", b"submit")
 
-    # Assert
-    assert (ack.stream, ack.seq) == (t.INTENTS, 1)
-    raw = await ops_nc.jetstream().get_msg(t.INTENTS, subject="intent.submitted.AAPL")
+    # Assert: stored in the submissions' own stream, nothing in the agents' INTENTS
+    assert (ack.stream, ack.seq) == (t.SUBMISSIONS, 1)
+    raw = await ops_nc.jetstream().get_msg(t.SUBMISSIONS, subject="intent.submitted.AAPL")
     assert raw.data == b"submit"
+    assert await stored(ops_nc.jetstream(), t.INTENTS) == 0
 
 
 async def test_ingestor_fetches_and_acks_client_intent_then_publishes_intent_accepted(
@@ -156,16 +199,16 @@ async def test_ingestor_fetches_and_acks_client_intent_then_publishes_intent_acc
     ingestor = await connect_as(Identity.INGESTOR)
     js = ingestor.jetstream()
 
-    # Act
-    sub = await js.pull_subscribe_bind(durable="ingestor", stream=t.INTENTS)
-    [msg] = await sub.fetch(1, timeout=2)
+    # Act: pull as the runtime does, in the consumer's pinned priority group
+    [msg] = await pull_pinned(ingestor, "ingestor")
     await msg.ack_sync()
     ack = await js.publish("intent.accepted.AAPL", b"accepted")
 
     # Assert
     assert msg.data == b"submit"
-    assert (ack.stream, ack.seq) == (t.INTENTS, 2)
-    info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+    assert msg.headers is not None and msg.headers[PIN_ID]
+    assert (ack.stream, ack.seq) == (t.INTENTS, 1)
+    info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
     assert (info.num_ack_pending, info.num_pending, info.ack_floor.stream_seq) == (0, 0, 1)
 
 
@@ -245,7 +288,8 @@ async def test_agent_reads_last_control_message_by_direct_get_after_ops_kill(
 
 
 SAMPLE_SUBJECT = {
-    t.INTENTS: "intent.submitted.AAPL",
+    t.SUBMISSIONS: "intent.submitted.AAPL",
+    t.INTENTS: "intent.accepted.AAPL",
     t.MARKET: "market.tick.AAPL",
     t.ORDERS: "order.filled.AAPL",
     t.RISK: "risk.approved.AAPL",
@@ -254,7 +298,9 @@ SAMPLE_SUBJECT = {
 
 @pytest.mark.parametrize(
     ("agent", "stream"),
-    [(agent, stream) for agent, streams in t.DIRECT_READS.items() for stream in streams],
+    [(agent, stream) for agent, streams in t.DIRECT_READS.items() for stream in streams]
+    # ... and the stream of its own work consumer, which the exhausted-advisory path reads
+    + [(Identity.INGESTOR, t.SUBMISSIONS)],
 )
 async def test_agent_reads_its_streams_by_batched_direct_get(
     agent: Identity, stream: str, ops_nc: NATS, connect_as: ConnectAs
@@ -388,19 +434,24 @@ async def test_analyst_fetching_from_ingestor_consumer_times_out_and_message_sta
     await ops_nc.jetstream().publish("intent.submitted.AAPL", b"submit")
     analyst = await connect_as(Identity.ANALYST)
     before = violations(Identity.ANALYST)
-    stolen = await analyst.jetstream().pull_subscribe_bind(durable="ingestor", stream=t.INTENTS)
+    inbox = await subscribed(analyst, analyst.new_inbox())
 
-    # Act / Assert
-    with pytest.raises(nats.errors.TimeoutError):
-        await stolen.fetch(1, timeout=DENIED_TIMEOUT_S)
+    # Act: a pull request as the owner's runtime sends it, group included
+    await analyst.publish(
+        f"$JS.API.CONSUMER.MSG.NEXT.{t.SUBMISSIONS}.ingestor",
+        pull_request("ingestor"),
+        reply=inbox.subject,
+    )
+    await analyst.flush()
 
     # Assert: nothing was delivered; the owner still gets the message
-    info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+    with pytest.raises(nats.errors.TimeoutError):
+        await inbox.next_msg(timeout=DENIED_TIMEOUT_S)
+    info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
     assert (info.num_pending, info.num_ack_pending, info.delivered.stream_seq) == (1, 0, 0)
     assert await until(lambda: violations(Identity.ANALYST) > before)
     ingestor = await connect_as(Identity.INGESTOR)
-    own = await ingestor.jetstream().pull_subscribe_bind(durable="ingestor", stream=t.INTENTS)
-    [msg] = await own.fetch(1, timeout=2)
+    [msg] = await pull_pinned(ingestor, "ingestor")
     assert msg.data == b"submit"
 
 
@@ -411,8 +462,7 @@ async def test_analyst_acking_on_ingestor_consumer_is_denied_and_message_stays_a
     ops_js = ops_nc.jetstream()
     await ops_js.publish("intent.submitted.AAPL", b"submit")
     ingestor = await connect_as(Identity.INGESTOR)
-    sub = await ingestor.jetstream().pull_subscribe_bind(durable="ingestor", stream=t.INTENTS)
-    [msg] = await sub.fetch(1, timeout=2)
+    [msg] = await pull_pinned(ingestor, "ingestor")
     analyst = await connect_as(Identity.ANALYST)
     before = violations(Identity.ANALYST)
 
@@ -423,12 +473,105 @@ async def test_analyst_acking_on_ingestor_consumer_is_denied_and_message_stays_a
 
     # Assert
     assert await until(lambda: violations(Identity.ANALYST) == before + 2)
-    info = await ops_js.consumer_info(t.INTENTS, "ingestor")
+    info = await ops_js.consumer_info(t.SUBMISSIONS, "ingestor")
     assert (info.num_ack_pending, info.ack_floor.stream_seq) == (1, 0)
     # ... while the owner's ack on the same subject does settle it
     await msg.ack_sync()
-    info = await ops_js.consumer_info(t.INTENTS, "ingestor")
+    info = await ops_js.consumer_info(t.SUBMISSIONS, "ingestor")
     assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 1)
+
+
+async def test_ingestor_unpins_its_own_consumer_and_analyst_unpinning_it_is_denied(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange: an ingestor holds the pin of its consumer's group (a pull of exactly one message)
+    ops_js = ops_nc.jetstream()
+    for payload in (b"first", b"second"):
+        await ops_js.publish("intent.submitted.AAPL", payload)
+    first_ingestor = await connect_as(Identity.INGESTOR)
+    inbox = await subscribed(first_ingestor, first_ingestor.new_inbox())
+    await first_ingestor.publish(
+        f"$JS.API.CONSUMER.MSG.NEXT.{t.SUBMISSIONS}.ingestor",
+        pull_request("ingestor"),
+        reply=inbox.subject,
+    )
+    first = await inbox.next_msg(timeout=2)
+    await first.ack_sync()
+    assert first.headers is not None
+    old_pin = first.headers[PIN_ID]
+    assert await pinned_client(ops_nc, "ingestor") == old_pin
+    unpin = f"$JS.API.CONSUMER.UNPIN.{t.SUBMISSIONS}.ingestor"
+    group = json.dumps({"group": t.consumer("ingestor").pinned_group}).encode()
+    analyst = await connect_as(Identity.ANALYST)
+    before = violations(Identity.ANALYST)
+
+    # Act / Assert: the analyst's unpin is dropped; the pin stays where it was
+    with pytest.raises(REQUEST_DENIED):
+        await analyst.request(unpin, group, timeout=DENIED_TIMEOUT_S)
+    assert await until(lambda: violations(Identity.ANALYST) == before + 1)
+    assert await pinned_client(ops_nc, "ingestor") == old_pin
+
+    # Act: a restarted ingestor (a new connection) unpins, then pulls
+    restarted = await connect_as(Identity.INGESTOR)
+    reply = await restarted.request(unpin, group, timeout=2)
+    assert json.loads(reply.data).get("error") is None
+    assert await pinned_client(ops_nc, "ingestor") is None
+    [second] = await pull_pinned(restarted, "ingestor")
+
+    # Assert: the restarted ingestor got the next message under a pin of its own
+    assert second.data == b"second"
+    assert second.headers is not None and second.headers[PIN_ID] != old_pin
+    assert await pinned_client(ops_nc, "ingestor") == second.headers[PIN_ID]
+
+
+async def test_ingestor_reading_intents_by_direct_get_is_denied(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    # Arrange: INTENTS holds agents' events only; the ingestor reads SUBMISSIONS and MARKET
+    await ops_nc.jetstream().publish("intent.accepted.AAPL", b"accepted")
+    ingestor = await connect_as(Identity.INGESTOR)
+    before = violations(Identity.INGESTOR)
+
+    # Act / Assert: the direct get is dropped, so no answer comes back
+    with pytest.raises(nats.errors.TimeoutError):
+        [m async for m in read_stream(ingestor, t.INTENTS, timeout_s=DENIED_TIMEOUT_S)]
+
+    # Assert
+    assert await until(lambda: violations(Identity.INGESTOR) > before)
+
+
+async def test_client_msg_id_equal_to_a_derived_event_id_does_not_suppress_the_agents_event(
+    ops_nc: NATS, connect_as: ConnectAs, agent_settings: Settings
+) -> None:
+    # Arrange: event ids are derivable, so a client can publish a submission whose Nats-Msg-Id
+    # is the id the ingestor's intent.accepted of a later intent will carry
+    intent_id = uuid.uuid4()
+    event_id = str(derive_event_id(intent_id, IntentAccepted.kind))
+    client = await connect_as(Identity.CLIENT)
+    js = client.jetstream()
+    squat = await js.publish("intent.submitted.AAPL", b"squat", headers={MSG_ID: event_id})
+    agent = Ingestor(agent_settings)
+    task = await run_agent(agent)
+
+    # Act: the client submits that intent; the ingestor handles both submissions
+    await js.publish("intent.submitted.AAPL", intent_payload(intent_id=str(intent_id)))
+
+    async def drained() -> bool:
+        info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
+        done = (info.delivered.stream_seq, info.num_ack_pending, info.num_pending) == (2, 0, 0)
+        return done
+
+    try:
+        await eventually(drained)
+    finally:
+        await stop_agent(agent, task)
+
+    # Assert: the intent.accepted, with that very id, is stored in INTENTS
+    assert (squat.stream, squat.duplicate) == (t.SUBMISSIONS, None)
+    [msg] = await read_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL")
+    accepted = IntentAccepted.model_validate_json(msg.data)
+    assert (accepted.intent_id, str(accepted.event_id)) == (intent_id, event_id)
+    assert msg.headers is not None and msg.headers[MSG_ID] == event_id
 
 
 async def test_client_cannot_make_the_server_write_its_puback_into_control(
@@ -444,7 +587,7 @@ async def test_client_cannot_make_the_server_write_its_puback_into_control(
 
     # Assert: the intent is stored, its PubAck is not
     await asyncio.sleep(ANSWER_GRACE_S)
-    assert await stored(ops_js, t.INTENTS) == 1
+    assert await stored(ops_js, t.SUBMISSIONS) == 1
     assert await stored(ops_js, t.CONTROL) == 0
 
 
@@ -487,7 +630,7 @@ async def test_agent_cannot_redirect_its_own_outputs_puback_or_deliveries_into_c
     # Act: its own output and its own pull request, each answered on `control.kill`
     await nc.publish(output, b"output", reply=s.CONTROL_KILL)
     await nc.publish(
-        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", b'{"batch": 1}', reply=s.CONTROL_KILL
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", pull_request(durable), reply=s.CONTROL_KILL
     )
     await nc.flush()
 
@@ -525,15 +668,16 @@ async def test_agent_cannot_make_the_server_send_a_control_message_to_other_agen
 
 STREAM_AND_CONSUMER_CHANGES: dict[str, Callable[[JetStreamContext], Awaitable[object]]] = {
     "add_stream": lambda js: js.add_stream(name="ROGUE", subjects=["rogue.>"]),
-    "delete_stream": lambda js: js.delete_stream(t.INTENTS),
-    "purge_stream": lambda js: js.purge_stream(t.INTENTS),
+    "delete_stream": lambda js: js.delete_stream(t.SUBMISSIONS),
+    "purge_stream": lambda js: js.purge_stream(t.SUBMISSIONS),
     "update_stream": lambda js: js.update_stream(
         js_api.StreamConfig(name=t.CONTROL, subjects=["control.>", "rogue.>"])
     ),
     "add_consumer": lambda js: js.add_consumer(
-        t.INTENTS, js_api.ConsumerConfig(durable_name="rogue", ack_policy=js_api.AckPolicy.NONE)
+        t.SUBMISSIONS,
+        js_api.ConsumerConfig(durable_name="rogue", ack_policy=js_api.AckPolicy.NONE),
     ),
-    "delete_consumer": lambda js: js.delete_consumer(t.INTENTS, "ingestor"),
+    "delete_consumer": lambda js: js.delete_consumer(t.SUBMISSIONS, "ingestor"),
 }
 
 
@@ -556,7 +700,7 @@ async def test_non_ops_changing_streams_or_consumers_is_denied_and_topology_is_u
 
     # Assert
     assert await topology_names(ops_js) == topology_before
-    assert await stored(ops_js, t.INTENTS) == 1
+    assert await stored(ops_js, t.SUBMISSIONS) == 1
     assert (await ops_js.stream_info(t.CONTROL)).config.subjects == control_subjects_before
     assert await until(lambda: violations(identity) > before)
 

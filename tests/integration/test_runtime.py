@@ -8,6 +8,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,7 @@ async def test_transient_failure_is_retried_after_a_delay_and_then_processed_onc
     assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL") == 1
     assert [n for n, _ in seen] == [1, 2]
     assert seen[1][1] - seen[0][1] >= INGESTOR.backoff_s[0] * 0.9
-    info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+    info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
     assert info.num_ack_pending == 0 and info.num_pending == 0
     assert runtime.stats.failed == 1 and runtime.stats.processed == 1
 
@@ -135,10 +136,10 @@ async def test_poison_message_lands_in_dead_letter_stream_with_original_bytes_an
     assert letter.reason == "invalid_payload"
     assert "quantity" in letter.error and "x: Extra inputs are not permitted" in letter.error
     assert letter.original_subject == "intent.submitted.AAPL"
-    assert letter.stream == t.INTENTS and letter.delivery_count == 1
+    assert letter.stream == t.SUBMISSIONS and letter.delivery_count == 1
     status, signer = Verifier.from_dir(certs_dir).check(msg.subject, msg.data, msg.headers)
     assert (status, signer) == (SignatureStatus.VALID, "ingestor")
-    info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+    info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
     assert info.num_ack_pending == 0 and info.num_pending == 0
 
 
@@ -146,15 +147,8 @@ async def test_message_failing_every_delivery_is_dead_lettered_from_the_max_deli
     ops_nc, connect_as: ConnectAs, certs_dir: Path
 ) -> None:
     # Arrange: a consumer that gives up after 2 deliveries, and a handler that always fails.
-    spec = ConsumerSpec(
-        t.INTENTS,
-        "ingestor",
-        Identity.INGESTOR,
-        "intent.submitted.*",
-        max_deliver=2,
-        backoff_s=(0.1,),
-    )
-    await ops_nc.jetstream().add_consumer(t.INTENTS, consumer_config(spec))
+    spec = replace(INGESTOR, max_deliver=2, backoff_s=(0.1,))
+    await ops_nc.jetstream().add_consumer(t.SUBMISSIONS, consumer_config(spec))
 
     async def always_failing(item: Delivery[SubmitIntent]) -> list[Emit]:
         raise RuntimeError("broker adapter crashed")
@@ -209,10 +203,8 @@ async def test_redelivery_after_crash_between_publish_and_ack_produces_no_duplic
     ops_nc, connect_as: ConnectAs, certs_dir: Path
 ) -> None:
     # Arrange: a short ack wait so the crashed batch is redelivered quickly.
-    spec = ConsumerSpec(
-        t.INTENTS, "ingestor", Identity.INGESTOR, "intent.submitted.*", ack_wait_s=1.0
-    )
-    await ops_nc.jetstream().add_consumer(t.INTENTS, consumer_config(spec))
+    spec = replace(INGESTOR, ack_wait_s=1.0)
+    await ops_nc.jetstream().add_consumer(t.SUBMISSIONS, consumer_config(spec))
     client = await connect_as(Identity.CLIENT)
     n = 50
     await publish_all(client, "intent.submitted.MSFT", [intent_payload("MSFT") for _ in range(n)])
@@ -235,7 +227,7 @@ async def test_redelivery_after_crash_between_publish_and_ack_produces_no_duplic
     runtime, task = await start_runtime(connect_as, certs_dir, spec=spec)
 
     async def all_acked() -> bool:
-        info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+        info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
         return info.num_ack_pending == 0 and info.num_pending == 0 and runtime.stats.processed == n
 
     await eventually(all_acked)
@@ -269,7 +261,7 @@ async def test_after_nats_server_restart_mid_stream_every_message_is_processed_e
     async def done() -> bool:
         if ops_nc.is_reconnecting or not ops_nc.is_connected:
             return False
-        info = await ops_nc.jetstream().consumer_info(t.INTENTS, "ingestor")
+        info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
         return info.num_ack_pending == 0 and info.num_pending == 0
 
     await eventually(done, timeout_s=60)

@@ -40,6 +40,13 @@ STREAM_OF = {
 }
 
 
+def stream_of(subject: str) -> str:
+    """Return the stream that stores `subject`: client submissions have a stream of their own."""
+    if subject.startswith(f"{s.INTENT_SUBMITTED}."):
+        return t.SUBMISSIONS
+    return STREAM_OF[subject.split(".", 1)[0]]
+
+
 @dataclass
 class Streams:
     """Assigns stream sequences and builds `StoredMsg`s."""
@@ -47,7 +54,7 @@ class Streams:
     seqs: dict[str, count[int]] = field(default_factory=dict)
 
     def store(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> StoredMsg:
-        stream = STREAM_OF[subject.split(".", 1)[0]]
+        stream = stream_of(subject)
         seq = next(self.seqs.setdefault(stream, count(1)))
         return StoredMsg(stream, seq, subject, headers or {}, data, "2025-06-02T10:00:00.000000Z")
 
@@ -144,7 +151,7 @@ class Chain:
         emit = dead_letter(
             agent=agent, reason="invalid_payload", error="bad",
             subject=s.of(s.INTENT_SUBMITTED, self.symbol), headers={}, data=data,
-            stream=t.INTENTS, stream_seq=origin_seq, delivery_count=1,
+            stream=t.SUBMISSIONS, stream_seq=origin_seq, delivery_count=1,
         )  # fmt: skip
         return self.streams.event(emit.subject, emit.event)
 

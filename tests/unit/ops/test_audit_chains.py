@@ -109,7 +109,7 @@ def test_retried_dead_letter_is_not_terminal_and_the_repair_completes_the_chain(
     bad = chain.submitted()
     letter = chain.dead_letter(submission(chain.intent_id), bad.seq)
     facts = [bad, letter, *chain.complete()]
-    verdict = judge(chain, facts, retried={letter.seq: [("INTENTS", 99)]})
+    verdict = judge(chain, facts, retried={letter.seq: [("SUBMISSIONS", 99)]})
     assert verdict.outcome == "filled"
     assert verdict.problems == []
 

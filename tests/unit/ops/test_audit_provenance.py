@@ -132,8 +132,10 @@ def test_window_is_a_time_or_a_sequence() -> None:
     assert ReplayWindow().full
     origin = datetime(2025, 6, 2, tzinfo=UTC)
     window = ReplayWindow(from_seq=5)
-    assert window.read_args("INTENTS", origin) == {"start_seq": 5}
+    assert window.read_args("SUBMISSIONS", origin) == {"start_seq": 5}
+    assert window.read_args("INTENTS", origin) == {"start_time": origin}
     assert window.read_args("ORDERS", origin) == {"start_time": origin}
+    assert window.describe() == "from SUBMISSIONS #5 (the other streams from its time)"
     assert ReplayWindow().read_args("ORDERS") == {"start_seq": 1}
     with pytest.raises(ValueError, match="not both"):
         ReplayWindow(since=datetime.now(UTC), from_seq=3)

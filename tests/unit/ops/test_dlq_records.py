@@ -76,7 +76,7 @@ def test_a_purged_dead_letter_still_ends_its_intent_in_the_audit() -> None:
             PurgedLetter(
                 dlq_seq=4, agent=Identity.INGESTOR, reason="invalid_payload",
                 intent_id=chain.intent_id, original_subject=submitted.subject,
-                original_stream="INTENTS", original_stream_seq=submitted.seq,
+                original_stream="SUBMISSIONS", original_stream_seq=submitted.seq,
             ),
         ),
     )  # fmt: skip
@@ -94,7 +94,7 @@ def test_dead_letter_of_an_unreadable_submission_meets_its_submission() -> None:
     raw = streams.store("intent.submitted.AAPL", b"\xff not json")
     emit = dead_letter(
         agent=Identity.INGESTOR, reason="invalid_payload", error="bad", subject=raw.subject,
-        headers={}, data=raw.data, stream="INTENTS", stream_seq=raw.seq, delivery_count=1,
+        headers={}, data=raw.data, stream="SUBMISSIONS", stream_seq=raw.seq, delivery_count=1,
     )  # fmt: skip
     letter = fact_of(streams.store(emit.subject, emit.event.model_dump_json().encode()))
     assert letter.intent_id == fact_of(raw).intent_id
