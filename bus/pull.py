@@ -10,7 +10,9 @@ A consumer with a pinned priority group (`ConsumerSpec.pinned_group`) serves one
 requests name the group and, once a delivery told it, the pin id. Binding first asks the server to
 unpin (`$JS.API.CONSUMER.UNPIN...`), so a restarted agent takes over at once rather than after the
 old pin's ttl; a `423` (pin mismatch: another client holds it, or the server restarted) clears the
-pin id and the next request competes for it again.
+pin id and the next request competes for it again. A pinned consumer keeps one request open at a
+time: a second one sent before the pin id is known would sit unserved while counted as credit, and
+a 423 could not be matched to the request it ended.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class PullConsumer:
         group: str | None = None,
     ) -> None:
         self.nc = nc
+        self.durable = durable
         self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self.unpin_subject = f"$JS.API.CONSUMER.UNPIN.{stream}.{durable}"
         self.batch = batch
@@ -102,7 +105,7 @@ class PullConsumer:
             # After a reconnect (or a lost expiry notice) the server holds none of our requests.
             # A pin id is kept: still ours if the server kept it, else the next answer is a 423.
             self._credit, self._reconnects = 0, reconnects
-        if self._credit > self.batch // 2:
+        if self._credit > (0 if self.group is not None else self.batch // 2):
             return
         want = self.batch * 2 - self._credit
         request: dict[str, object] = {"batch": want, "expires": int(self.expires_s * 1e9)}
@@ -119,6 +122,9 @@ class PullConsumer:
         if headers.get(STATUS) == HEARTBEAT:
             return
         if headers.get(STATUS) == PIN_MISMATCH:
+            log.warning(
+                "%s: lost the pin of group %s; competing for it again", self.durable, self.group
+            )
             self.pin_id = None
         # 404/408/409: a request ended; the server says how much of it was left unused.
         left = int(headers.get(PENDING_MSGS, "0") or 0)

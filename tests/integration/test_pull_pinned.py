@@ -8,6 +8,7 @@ request's cross-account mapping. A restarted ingestor takes the pin over at once
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from nats.aio.client import Client as NATS
@@ -73,3 +74,26 @@ async def test_a_restarted_ingestor_takes_the_pin_over_without_waiting_for_its_t
 
     assert got == [b"two"]
     assert second.pin_id not in (None, first.pin_id)
+
+
+async def test_a_consumer_whose_pin_was_taken_away_competes_again_and_gets_the_next_messages(
+    ops_nc: NATS, connect_as: ConnectAs
+) -> None:
+    client = await connect_as(Identity.CLIENT)
+    js = client.jetstream()
+    pull = _pull(await connect_as(Identity.INGESTOR), batch=2)
+    await pull.bind()
+    await js.publish("intent.submitted.AAPL", b"before")
+    assert await _receive(pull, 1) == [b"before"]
+    lost = pull.pin_id
+    await pull.next_batch(0.1)  # a request carrying the pin id is open
+    # An operator unpins the group (`nats consumer unpin`): the open request is answered 423.
+    unpin = f"$JS.API.CONSUMER.UNPIN.{SPEC.stream}.{SPEC.durable}"
+    await ops_nc.request(unpin, json.dumps({"group": SPEC.pinned_group}).encode(), timeout=2)
+    for n in range(5):
+        await js.publish("intent.submitted.AAPL", f"after {n}".encode())
+
+    got = await _receive(pull, 5, timeout_s=SPEC.pin_ttl_s / 2)
+
+    assert got == [f"after {n}".encode() for n in range(5)]
+    assert pull.pin_id not in (None, lost)
