@@ -174,6 +174,21 @@ class KnowledgeIndex:
 
     # -- searching -----------------------------------------------------------------------------
 
+    def cached(self, queries: Sequence[str], k: int = 4) -> list[list[Hit]] | None:
+        """Return `search(queries, k)` if every query is in the cache, else None (no model call).
+
+        Cheap enough for the event loop: the common batch of ordinary orders needs no thread.
+        """
+        k = max(0, min(k, len(self.passages)))
+        with self._lock:
+            found = [self._cache.get((text, k)) for text in queries]
+            if any(hit is None for hit in found):
+                return None
+            for text in queries:
+                self._cache.move_to_end((text, k))
+            self.cache_hits += len(queries)
+        return [list(hits) for hits in found if hits is not None]
+
     def search(self, queries: Sequence[str], k: int = 4) -> list[list[Hit]]:
         """Return the `k` best passages for each query, best first.
 

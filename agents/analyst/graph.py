@@ -51,6 +51,10 @@ class Retriever(Protocol):
 
     def search(self, queries: Sequence[str], k: int = 4) -> list[list[Hit]]: ...
 
+    def cached(self, queries: Sequence[str], k: int = 4) -> list[list[Hit]] | None:
+        """`search`'s answer when every query is cached, else None (no model call)."""
+        ...
+
 
 @dataclass(frozen=True)
 class AnalystContext:
@@ -112,7 +116,12 @@ async def retrieve_passages(state: State, runtime: Runtime[AnalystContext]) -> d
     ctx = runtime.context
     per_case = [retrieval_queries(case) for case in state.cases]
     flat = [query for queries in per_case for query in queries]
-    found = iter(await asyncio.to_thread(ctx.retriever.search, flat, ctx.top_k))
+    # Repeated queries come from the index's cache on the loop; only new ones need the
+    # embedding model, in a thread (a thread round trip costs more than the cached lookup).
+    ready = ctx.retriever.cached(flat, ctx.top_k)
+    if ready is None:
+        ready = await asyncio.to_thread(ctx.retriever.search, flat, ctx.top_k)
+    found = iter(ready)
     hits = [merge_hits([next(found) for _ in queries], ctx.top_k) for queries in per_case]
     metrics.SECONDS.labels(stage="retrieve").observe(time.perf_counter() - started)
     return {"hits": hits}
@@ -129,12 +138,26 @@ async def assess_intents(state: State, runtime: Runtime[AnalystContext]) -> dict
     drafts: list[Draft]
     if skip is not None:
         drafts = [Skipped(skip)] * len(prompts)
+    elif isinstance(ctx.model, OfflineReviewer):
+        # The offline reviewer is pure and local: answer each prompt directly rather than
+        # through LangChain's per-call run machinery (callbacks, tracing config), which cost
+        # more than the review itself. Same prompt in, same answer out.
+        drafts = [_offline_draft(ctx.model, prompt) for prompt in prompts]
     elif not ctx.remote:
         drafts = list(await ctx.model.abatch(prompts, return_exceptions=True))
     else:
         drafts = await _assess_remote(prompts, ctx)
     metrics.SECONDS.labels(stage="assess").observe(time.perf_counter() - started)
     return {"drafts": drafts}
+
+
+def _offline_draft(model: OfflineReviewer, prompt: LanguageModelInput) -> Draft:
+    try:
+        if not isinstance(prompt, list):
+            raise TypeError(f"a rendered prompt is a list of messages, not {type(prompt)}")
+        return model.answer(prompt).generations[0].message
+    except Exception as exc:  # as abatch(return_exceptions=True) would report it
+        return exc
 
 
 async def _assess_remote(prompts: Sequence[LanguageModelInput], ctx: AnalystContext) -> list[Draft]:

@@ -39,7 +39,8 @@ class OfflineReviewer(BaseChatModel):
         """Review one case directly (the guard's fallback path, no prompt round trip)."""
         return decide(case, retrieved_refs)
 
-    def _answer(self, messages: list[BaseMessage]) -> ChatResult:
+    def answer(self, messages: list[BaseMessage]) -> ChatResult:
+        """Review one rendered prompt (pure: the same prompt gives the same answer)."""
         case, passages = parse_review_prompt(messages)
         output = self.review(case, [p.ref for p in passages])
         message = AIMessage(
@@ -55,7 +56,7 @@ class OfflineReviewer(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return self._answer(messages)
+        return self.answer(messages)
 
     async def _agenerate(
         self,
@@ -65,4 +66,4 @@ class OfflineReviewer(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         # Pure and fast: answer on the event loop instead of a thread-pool round trip.
-        return self._answer(messages)
+        return self.answer(messages)

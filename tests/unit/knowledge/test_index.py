@@ -107,3 +107,20 @@ def test_unwritable_cache_leaves_a_working_index_in_memory(docs: Path, tmp_path:
 
     assert index.rebuilt and index.cache_dir is None
     assert len(index.search(["kill switch"], k=2)[0]) == 2
+
+
+def test_cached_answers_only_when_every_query_is_cached_and_never_encodes(
+    docs: Path, tmp_path: Path
+) -> None:
+    encoder = HashEncoder()
+    index = KnowledgeIndex.open(tmp_path / "cache", docs, encoder)
+    searched = index.search(["kill switch halted", "dead letter retry"], k=3)
+    encoder.calls.clear()
+
+    both = index.cached(["dead letter retry", "kill switch halted"], k=3)
+    partly = index.cached(["kill switch halted", "price collar limit"], k=3)
+    other_k = index.cached(["kill switch halted"], k=2)
+
+    assert both == [searched[1], searched[0]]
+    assert partly is None and other_k is None
+    assert encoder.calls == []
