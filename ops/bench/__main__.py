@@ -130,6 +130,12 @@ async def e2e(quick: bool) -> list[Row]:
             f"latency p50/p99 at 80% of max ({r.high_rate_per_s:,.0f}/s)",
             f"{r.high_p50_ms:.1f} / {r.high_p99_ms:.1f} ms",
         ),
+        Row(
+            "e2e",
+            f"CPU during the {r.paced_rate_per_s:.0f}/s run (% of one core)",
+            f"total {100 * sum(r.paced_cpu.values()):.0f}% of {100 * (os.cpu_count() or 1)}%: "
+            + ", ".join(f"{name} {100 * share:.0f}" for name, share in r.paced_cpu.items()),
+        ),
         Row("e2e", "`up` to every agent ready", f"{r.ready_after_s:.1f} s"),
         Row(
             "e2e",

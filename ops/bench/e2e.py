@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -108,6 +109,50 @@ class E2EResult:
     high_p99_ms: float
     ready_after_s: float
     rss_mib: dict[str, float]
+    paced_cpu: dict[str, float]
+    """Share of one core each process used during the fixed-rate run."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip().startswith("postgres"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+@dataclass
+class CpuProbe:
+    """CPU used per process between `start()` and `stop()`, as a share of one core."""
+
+    pids: dict[str, list[int]]
+    _before: dict[str, float] = field(default_factory=dict)
+    _wall: float = 0.0
+    share: dict[str, float] = field(default_factory=dict)
+
+    def _used(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
+
+    def start(self) -> None:
+        self._before, self._wall = self._used(), time.perf_counter()
+
+    def stop(self) -> None:
+        wall = time.perf_counter() - self._wall
+        after = self._used()
+        self.share = {name: (after[name] - self._before[name]) / wall for name in after}
 
 
 def rss_mib(pid: int) -> float:
@@ -172,7 +217,13 @@ async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2ER
             await asyncio.sleep(1.0)  # first ticks
             await max_throughput(client, ops, min(500, n))  # warm caches and connections
             rate, elapsed = await max_throughput(client, ops, n)
+            pids = {
+                name: [c.proc.pid] for name, c in stack.components.items() if c.proc is not None
+            }
+            probe = CpuProbe(pids | {"postgres": _postgres_pids(), "load client": [os.getpid()]})
+            probe.start()
             paced = await paced_latency(client, ops, paced_rate, paced_seconds)
+            probe.stop()
             high = await paced_latency(client, ops, 0.8 * rate, paced_seconds)
             memory = {
                 name: rss_mib(c.proc.pid)
@@ -196,4 +247,5 @@ async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2ER
         high_p99_ms=_pct(high.latencies_ms, 0.99),
         ready_after_s=ready_after_s,
         rss_mib=memory,
+        paced_cpu=probe.share,
     )
