@@ -31,6 +31,8 @@ from ops.natsd import free_port
 from ops.stack import EmbeddedStack
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
+LOW_RATE_PER_S = 50.0
+"""A rate at which the cores are mostly idle: the pipeline's latency without queueing for a core."""
 
 
 def _config() -> str:
@@ -104,6 +106,8 @@ class E2EResult:
     paced_count: int
     p50_ms: float
     p99_ms: float
+    low_p50_ms: float
+    low_p99_ms: float
     high_rate_per_s: float
     high_p50_ms: float
     high_p99_ms: float
@@ -224,6 +228,7 @@ async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2ER
             probe.start()
             paced = await paced_latency(client, ops, paced_rate, paced_seconds)
             probe.stop()
+            low = await paced_latency(client, ops, LOW_RATE_PER_S, paced_seconds)
             high = await paced_latency(client, ops, 0.8 * rate, paced_seconds)
             memory = {
                 name: rss_mib(c.proc.pid)
@@ -242,6 +247,8 @@ async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2ER
         paced_count=len(paced.latencies_ms),
         p50_ms=statistics.median(paced.latencies_ms),
         p99_ms=_pct(paced.latencies_ms, 0.99),
+        low_p50_ms=statistics.median(low.latencies_ms),
+        low_p99_ms=_pct(low.latencies_ms, 0.99),
         high_rate_per_s=0.8 * rate,
         high_p50_ms=statistics.median(high.latencies_ms),
         high_p99_ms=_pct(high.latencies_ms, 0.99),
