@@ -23,6 +23,9 @@ class ProvisionReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    """Durable consumers on the topology's streams that the topology no longer has (left by an
+    older version): with what they still hold, so an operator drains or deletes them knowingly."""
 
 
 def stream_config(spec: t.StreamSpec, replicas: int) -> js_api.StreamConfig:
@@ -121,6 +124,23 @@ async def _ensure_kv(
         report.created.append(f"kv {spec.bucket}")
 
 
+async def _find_stale(js: JetStreamContext, report: ProvisionReport) -> None:
+    known = {(c.stream, c.durable) for c in t.ALL_CONSUMERS}
+    for stream in t.STREAMS:
+        for info in await js.consumers_info(stream.name):
+            if (stream.name, info.name) in known or not info.config.durable_name:
+                continue
+            pending = (info.num_pending or 0) + (info.num_ack_pending or 0)
+            report.stale.append(f"consumer {stream.name}/{info.name} ({pending} unprocessed)")
+            log.warning(
+                "consumer %s/%s is not in the topology and holds %d unprocessed messages: "
+                "drain it with the version that created it, or delete it",
+                stream.name,
+                info.name,
+                pending,
+            )
+
+
 async def provision(js: JetStreamContext, replicas: int = 1) -> ProvisionReport:
     """Create or update every stream, consumer and KV bucket of the topology."""
     report = ProvisionReport()
@@ -130,6 +150,7 @@ async def provision(js: JetStreamContext, replicas: int = 1) -> ProvisionReport:
         await _ensure_kv(js, kv, replicas, report)
     for consumer in t.ALL_CONSUMERS:
         await _ensure_consumer(js, consumer, report)
+    await _find_stale(js, report)
     log.info(
         "provisioned: %d created, %d updated, %d unchanged",
         len(report.created),

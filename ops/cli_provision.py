@@ -82,3 +82,5 @@ def register(app: typer.Typer) -> None:
             f"provisioned at {count} replica(s): {len(report.created)} created, "
             f"{len(report.updated)} updated, {len(report.unchanged)} unchanged"
         )
+        for stale in report.stale:
+            typer.echo(f"not in the topology: {stale}; drain or delete it", err=True)
