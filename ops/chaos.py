@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +33,7 @@ from bus.signing import SignatureStatus, Verifier
 from contracts import AGENTS, DeadLetter, OrderFilled
 from contracts import topology as t
 from ops.natsd import wait_healthy
-from ops.stack import EmbeddedStack
+from ops.stack import EmbeddedStack, http_ok
 
 SCALE_ENV = "TRADEOPS_CHAOS_SCALE"
 TERMINAL = ("risk.rejected", "order.rejected", "ledger.posted", "dead_letter")
@@ -261,14 +260,6 @@ class Faults:
         self.notes.append(f"{elapsed:5.1f}s {text}")
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=0.5) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 async def kill_agents(
     stack: EmbeddedStack, every_s: float, until: float, rng: random.Random, faults: Faults
 ) -> None:
@@ -283,7 +274,7 @@ async def kill_agents(
         ready = []
         for agent in AGENTS:
             comp = stack.components.get(str(agent))
-            if comp is not None and await asyncio.to_thread(_ready, f"{comp.health_url}/readyz"):
+            if comp is not None and await asyncio.to_thread(http_ok, f"{comp.health_url}/readyz"):
                 ready.append(comp)
         if not ready:
             continue

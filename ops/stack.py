@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,8 @@ def nats_layout(settings: Settings) -> NatsLayout:
     )
 
 
-def _ready(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """Return whether `url` answers 200 within half a second."""
     try:
         with urllib.request.urlopen(url, timeout=0.5) as resp:
             return bool(resp.status == 200)
@@ -163,7 +164,7 @@ class EmbeddedStack:
         pending = {a: f"{self.components[str(a)].health_url}/readyz" for a in self.agents}
         while pending:
             for agent, url in list(pending.items()):
-                if await asyncio.to_thread(_ready, url):
+                if await asyncio.to_thread(http_ok, url):
                     self.progress(f"{agent} ready")
                     del pending[agent]
             if not pending and self._started_at is not None:
@@ -174,6 +175,16 @@ class EmbeddedStack:
                     f"agents not ready after {timeout_s}s: {sorted(pending)}\n{tails}"
                 )
             await asyncio.sleep(0.2)
+
+    @contextlib.asynccontextmanager
+    async def running(self, ready_timeout_s: float = 180.0) -> AsyncIterator[EmbeddedStack]:
+        """Start the stack, wait until every agent is ready, and stop it on the way out."""
+        try:
+            await self.start()
+            await self.wait_ready(timeout_s=ready_timeout_s)
+            yield self
+        finally:
+            await self.stop()
 
     def _log_tail(self, name: str, lines: int = 15) -> str:
         comp = self.components.get(name)

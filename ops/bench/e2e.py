@@ -56,13 +56,10 @@ def _config() -> str:
 async def bench_stack() -> AsyncIterator[EmbeddedStack]:
     base = Path(tempfile.mkdtemp(prefix="tradeops-bench-"))
     (base / "tradeops.toml").write_text(_config())
-    stack = EmbeddedStack(load_settings(base))
     try:
-        await stack.start()
-        await stack.wait_ready(timeout_s=180)
-        yield stack
+        async with EmbeddedStack(load_settings(base)).running() as stack:
+            yield stack
     finally:
-        await stack.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 

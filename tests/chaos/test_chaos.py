@@ -142,10 +142,7 @@ async def test_under_chaos_every_intent_has_one_outcome_and_the_ledger_equals_th
     if not os.environ.get(SCALE_ENV):
         pytest.skip(f"set {SCALE_ENV}=full (make chaos) or {SCALE_ENV}=ci to run")
     plan = plan_from_env()
-    stack = EmbeddedStack(load_settings(chaos_dir))
-    try:
-        await stack.start()
-        await stack.wait_ready(timeout_s=180)
+    async with EmbeddedStack(load_settings(chaos_dir)).running() as stack:
         client = await connect_to(stack, Identity.CLIENT)
         ops = await connect_to(stack, Identity.OPS)
         await asyncio.sleep(1.0)  # first ticks
@@ -156,8 +153,6 @@ async def test_under_chaos_every_intent_has_one_outcome_and_the_ledger_equals_th
         audit_code, audit_text = await audit_verify(chaos_dir)
         await client.close()
         await ops.close()
-    finally:
-        await stack.stop()
 
     elapsed = max(run.load_s, 1e-9)
     print(f"\nchaos {plan}")

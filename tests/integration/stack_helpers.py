@@ -44,13 +44,8 @@ async def running_stack(
     settings = load_settings(data_dir)
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
-    stack = EmbeddedStack(settings)
-    try:
-        await stack.start()
-        await stack.wait_ready(timeout_s=180)
+    async with EmbeddedStack(settings).running() as stack:
         yield stack
-    finally:
-        await stack.stop()
 
 
 async def connect_to(stack: EmbeddedStack, identity: Identity) -> NATS:

@@ -95,13 +95,10 @@ async def stack() -> AsyncIterator[EmbeddedStack]:
     data_dir = base / "stack"
     data_dir.mkdir()
     (data_dir / "tradeops.toml").write_text(_config())
-    embedded = EmbeddedStack(load_settings(data_dir))
     try:
-        await embedded.start()
-        await embedded.wait_ready(timeout_s=180)
-        yield embedded
+        async with EmbeddedStack(load_settings(data_dir)).running() as embedded:
+            yield embedded
     finally:
-        await embedded.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
