@@ -18,8 +18,8 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from agents.health import HealthServer
-from agents.lag import track_lag
+from agents.common.http import HealthServer
+from agents.common.lag import track_lag
 from agents.settings import Settings
 from bus import (
     BatchHandler,

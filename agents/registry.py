@@ -13,11 +13,11 @@ if TYPE_CHECKING:
     from agents.settings import Settings
 
 AGENT_MODULES: dict[Identity, str] = {
-    Identity.INGESTOR: "agents.ingestor:Ingestor",
-    Identity.ANALYST: "agents.analyst:Analyst",
-    Identity.RISK: "agents.risk:RiskGate",
-    Identity.EXECUTOR: "agents.executor:Executor",
-    Identity.LEDGER: "agents.ledger:Ledger",
+    Identity.INGESTOR: "agents.ingestor.agent:Ingestor",
+    Identity.ANALYST: "agents.analyst.agent:Analyst",
+    Identity.RISK: "agents.risk.agent:RiskGate",
+    Identity.EXECUTOR: "agents.executor.agent:Executor",
+    Identity.LEDGER: "agents.ledger.agent:Ledger",
 }
 """Identity -> `module:Class` of its agent."""
 

@@ -1,14 +1,15 @@
-"""One settings model: defaults, then a TOML file, then `TRADEOPS_*` environment variables."""
+"""One settings model composed of the agents' sections (each beside its agent, in
+`agents/<agent>/config.py`): defaults, then a TOML file, then `TRADEOPS_*` environment variables.
+"""
 
 from __future__ import annotations
 
 import os
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,86 +17,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agents.analyst.config import AnalystSettings
+from agents.common.config import ALWAYS_OPEN, Account, Instrument
+from agents.executor.config import BrokerConfig
+from agents.ingestor.config import Feed
+from agents.risk.config import Limits
 from contracts import Identity
 
 CONFIG_ENV = "TRADEOPS_CONFIG"
-ALWAYS_OPEN = "24/7"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Instrument(_Section):
-    """One tradable symbol of the universe."""
-
-    symbol: str
-    calendar: str = "XNYS"
-    """exchange_calendars code of its venue, or `24/7`."""
-    max_quantity: Decimal
-    position_limit: Decimal
-    start_price: Decimal
-    """First price of the synthetic feed."""
-    volatility_bps: Decimal = Decimal("5")
-    """Synthetic feed: standard deviation of one step, in basis points."""
-
-
-class Account(_Section):
-    name: str
-    starting_cash_usd: Decimal
-
-
-class Limits(_Section):
-    max_notional_usd: Decimal = Decimal("250000")
-    stale_price_s: float = 30.0
-    price_collar_pct: Decimal = Decimal("5")
-    concentration_pct: Decimal = Decimal("40")
-    concentration_floor_pct: Decimal = Decimal("10")
-    """Concentration applies once gross exposure exceeds this share of equity."""
-    max_leverage: Decimal = Decimal("2")
-    daily_loss_pct: Decimal = Decimal("2")
-    rate_limit_per_s: int = 20
-    analyst_veto_confidence: float = 0.8
-
-
-class Provider(StrEnum):
-    OFFLINE = "offline"
-    OPENAI = "openai"
-    AZURE = "azure"
-    OPENAI_COMPATIBLE = "openai_compatible"
-
-
-class AnalystSettings(_Section):
-    provider: Provider = Provider.OFFLINE
-    model: str = "gpt-4o-mini"
-    base_url: str | None = None
-    """For `openai_compatible`: the server's `/v1` URL."""
-    api_key: str | None = None
-    azure_endpoint: str | None = None
-    azure_deployment: str | None = None
-    api_version: str = "2024-10-21"
-    timeout_s: float = 20.0
-    top_k: int = 4
-    max_tokens_per_day: int = 2_000_000
-
-
-class Broker(_Section):
-    slippage_bps: Decimal = Decimal("2")
-    fee_bps: Decimal = Decimal("1")
-
-
-class FeedMode(StrEnum):
-    SYNTHETIC = "synthetic"
-    CSV = "csv"
-
-
-class Feed(_Section):
-    mode: FeedMode = FeedMode.SYNTHETIC
-    seed: int = 7
-    interval_ms: int = 250
-    csv_path: Path | None = None
-    speed: float = 1.0
-    """CSV replay: 1 = original speed, 10 = ten times faster, 0 = as fast as possible."""
 
 
 def _equity(symbol: str, position_limit: int, start_price: str) -> Instrument:
@@ -158,7 +87,7 @@ class Settings(BaseSettings):
     )
     limits: Limits = Limits()
     analyst: AnalystSettings = AnalystSettings()
-    broker: Broker = Broker()
+    broker: BrokerConfig = BrokerConfig()
     feed: Feed = Feed()
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
 

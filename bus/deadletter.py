@@ -1,4 +1,4 @@
-"""Dead letters: the original bytes and the error, on `dlq.<agent>`."""
+"""Dead letters: the original bytes and the error, on `dlq.<agent>.<intent id>`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict
 
 from bus.publisher import Emit
 from contracts import DeadLetter, Identity, derive_event_id
-from contracts.subjects import dead_letters
+from contracts import subjects as s
+from contracts.base import assigned_intent_id
+from contracts.topology import SUBMISSIONS
 
 
 class MaxDeliveriesAdvisory(BaseModel):
@@ -80,4 +82,7 @@ def dead_letter(
         delivery_count=delivery_count,
         intent_id=hint,
     )
-    return Emit(dead_letters(agent), event)
+    token = hint
+    if token is None and stream == SUBMISSIONS:
+        token = assigned_intent_id(stream_seq)  # what the ingestor would have called it
+    return Emit(s.dead_letter(agent, token), event)

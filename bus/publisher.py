@@ -10,12 +10,11 @@ from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
+from bus.headers import INTENT as INTENT_HEADER
+from bus.headers import KIND as KIND_HEADER
+from bus.headers import MSG_ID as MSG_ID_HEADER
 from bus.signing import Signer
 from contracts import Envelope
-
-MSG_ID_HEADER = "Nats-Msg-Id"
-KIND_HEADER = "Tradeops-Kind"
-INTENT_HEADER = "Tradeops-Intent-Id"
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 
-STATUS = "Status"
-HEARTBEAT = "100"
-PIN_MISMATCH = "423"
-PENDING_MSGS = "Nats-Pending-Messages"
-PIN_ID = "Nats-Pin-Id"
+from bus.headers import CONTROL_MESSAGE as HEARTBEAT
+from bus.headers import PENDING_MESSAGES as PENDING_MSGS
+from bus.headers import PIN_ID, PIN_MISMATCH, STATUS
+
 UNPIN_TIMEOUT_S = 2.0
 
 log = logging.getLogger("tradeops.pull")

@@ -1,22 +1,42 @@
-"""Read a stream's stored messages in order with batched direct gets (no consumer needed).
+"""Read stored messages with batched direct gets: the one stream reader (no consumer needed).
 
 Agents hold no consumer-create permission, yet must rebuild state from the streams after a
-restart; operators replay them for audits. A direct get with `batch` returns up to N messages
-per request, closed by an `EOB` status message.
+restart; operators replay them for audits and look up one intent's events. A direct get with
+`batch` returns up to N messages per request, closed by a status message (`204` end of batch,
+`404` nothing more). Each batch is collected in the subscription's callback and the next one
+is requested before the current one is handed out (3-4x faster than awaiting each message).
+
+A stored message and a server status are told apart by what only the server produces: every
+stored message of a direct-get reply carries `Nats-Sequence`; a status carries none. A client
+may store a message with any header, `Status` included: it is still a stored message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
-STATUS_HEADER = "Status"
-NO_MESSAGES = "404"
-END_OF_BATCH = "204"
+from bus.headers import (
+    END_OF_BATCH,
+    NO_MESSAGES,
+    NUM_PENDING,
+    SEQUENCE,
+    STATUS,
+    STREAM,
+    SUBJECT,
+    TIME_STAMP,
+    stored_headers,
+)
+
+
+class ReplayError(Exception):
+    """The server answered a direct get with an error status."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +47,7 @@ class StoredMsg:
     seq: int
     subject: str
     headers: dict[str, str]
+    """The publisher's headers (the server's own `Nats-*` reply headers removed)."""
     data: bytes
     time: str
 
@@ -35,6 +56,81 @@ class StoredMsg:
         text = self.time.rstrip("Z")
         head, _, frac = text.partition(".")
         return datetime.fromisoformat(f"{head}.{(frac or '0')[:6]:0<6}+00:00")
+
+
+def stored(msg: Msg, stream: str) -> StoredMsg:
+    """Return the stored message a direct-get reply carries."""
+    headers = msg.headers or {}
+    return StoredMsg(
+        stream=headers.get(STREAM, stream),
+        seq=int(headers[SEQUENCE]),
+        subject=headers.get(SUBJECT, ""),
+        headers=stored_headers(headers),
+        data=msg.data,
+        time=headers.get(TIME_STAMP, ""),
+    )
+
+
+def is_stored(msg: Msg) -> bool:
+    """Whether a direct-get reply is a stored message (else it is the server's status)."""
+    return SEQUENCE in (msg.headers or {})
+
+
+Batch = tuple[list[Msg], dict[str, str]]
+"""The messages of one direct-get batch and the headers of the status message closing it."""
+
+
+async def read_batches(
+    nc: NATS,
+    stream: str,
+    *,
+    subject: str = ">",
+    start_seq: int = 1,
+    start_time: datetime | None = None,
+    batch: int = 1000,
+    timeout_s: float = 10.0,
+) -> AsyncIterator[list[StoredMsg]]:
+    """Yield the stored messages of `stream` matching `subject`, one batch at a time."""
+    batches: asyncio.Queue[Batch] = asyncio.Queue()
+    current: list[Msg] = []
+
+    async def collect(msg: Msg) -> None:
+        nonlocal current
+        if is_stored(msg):
+            current.append(msg)
+        else:
+            batches.put_nowait((current, dict(msg.headers or {})))
+            current = []
+
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=collect, pending_msgs_limit=4 * batch + 16)
+    request: dict[str, object] = {"batch": batch, "next_by_subj": subject}
+    if start_time is not None:
+        request["start_time"] = start_time.isoformat()
+    else:
+        request["seq"] = max(start_seq, 1)
+    api = f"$JS.API.DIRECT.GET.{stream}"
+    try:
+        await nc.publish(api, json.dumps(request).encode(), reply=inbox)
+        while True:
+            msgs, status = await asyncio.wait_for(batches.get(), timeout_s)
+            code = status.get(STATUS)
+            if code == NO_MESSAGES and not msgs:
+                return
+            if code not in (END_OF_BATCH, NO_MESSAGES):
+                raise ReplayError(f"direct get on {stream} failed: {code} {status}")
+            out = [stored(m, stream) for m in msgs]
+            more = bool(out) and code == END_OF_BATCH and status.get(NUM_PENDING) != "0"
+            if more:  # ask for the next batch before handing this one out
+                request.pop("start_time", None)
+                request["seq"] = out[-1].seq + 1
+                await nc.publish(api, json.dumps(request).encode(), reply=inbox)
+            if out:
+                yield out
+            if not more:
+                return
+    finally:
+        await sub.unsubscribe()
 
 
 async def read_stream(
@@ -48,44 +144,31 @@ async def read_stream(
     timeout_s: float = 5.0,
 ) -> AsyncIterator[StoredMsg]:
     """Yield every message of `stream` matching `subject`, from a sequence or a time."""
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    request: dict[str, object] = {"batch": batch, "next_by_subj": subject}
-    if start_time is not None:
-        request["start_time"] = start_time.isoformat()
-    else:
-        request["seq"] = max(start_seq, 1)
-    try:
-        while True:
-            await nc.publish(
-                f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
-            )
-            last_seq = None
-            more = False
-            while True:
-                msg = await sub.next_msg(timeout=timeout_s)
-                headers = dict(msg.headers or {})
-                status = headers.get(STATUS_HEADER)
-                if status == NO_MESSAGES:
-                    return
-                if status == END_OF_BATCH:
-                    more = headers.get("Nats-Num-Pending", "0") != "0"
-                    break
-                if status is not None:
-                    raise RuntimeError(f"direct get on {stream} failed: {status} {headers}")
-                last_seq = int(headers["Nats-Sequence"])
-                yield StoredMsg(
-                    stream=headers.get("Nats-Stream", stream),
-                    seq=last_seq,
-                    subject=headers.get("Nats-Subject", ""),
-                    headers={k: v for k, v in headers.items() if not k.startswith("Nats-")}
-                    | {k: v for k, v in headers.items() if k == "Nats-Msg-Id"},
-                    data=msg.data,
-                    time=headers.get("Nats-Time-Stamp", ""),
-                )
-            if not more or last_seq is None:
-                return
-            request.pop("start_time", None)
-            request["seq"] = last_seq + 1
-    finally:
-        await sub.unsubscribe()
+    async for chunk in read_batches(
+        nc,
+        stream,
+        subject=subject,
+        start_seq=start_seq,
+        start_time=start_time,
+        batch=batch,
+        timeout_s=timeout_s,
+    ):
+        for msg in chunk:
+            yield msg
+
+
+async def read_all(
+    nc: NATS, stream: str, subject: str, *, batch: int = 256, timeout_s: float = 5.0
+) -> list[StoredMsg]:
+    """Return every stored message of `stream` on `subject` (for small sets: one intent)."""
+    out: list[StoredMsg] = []
+    async for chunk in read_batches(nc, stream, subject=subject, batch=batch, timeout_s=timeout_s):
+        out += chunk
+    return out
+
+
+async def read_one(nc: NATS, stream: str, seq: int, *, timeout_s: float = 5.0) -> StoredMsg | None:
+    """Return the message stored at `seq` (None when there is none)."""
+    async for chunk in read_batches(nc, stream, start_seq=seq, batch=1, timeout_s=timeout_s):
+        return chunk[0] if chunk and chunk[0].seq == seq else None
+    return None

@@ -11,10 +11,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from bus.headers import SIGNATURE as SIGNATURE_HEADER
+from bus.headers import SIGNER as SIGNER_HEADER
 from contracts import Identity
-
-SIGNER_HEADER = "Tradeops-Signer"
-SIGNATURE_HEADER = "Tradeops-Signature"
 
 
 class SignatureStatus(StrEnum):

@@ -20,6 +20,11 @@ def derive_event_id(correlation: uuid.UUID | str, kind: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"{correlation}:{kind}")
 
 
+def assigned_intent_id(submission_seq: int) -> uuid.UUID:
+    """Return the id the ingestor gives the submission at `submission_seq` when it names none."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"SUBMISSIONS:{submission_seq}")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -86,6 +86,8 @@ class IntentAccepted(IntentEvent):
     """Latest known price of the symbol when accepted (None if no tick yet)."""
     reference_price_ts: AwareDatetime | None
     """Time of that tick."""
+    submission_seq: int | None = None
+    """The submission's sequence in SUBMISSIONS: the trail reads it from there."""
 
 
 class IntentAnalyzed(IntentEvent):

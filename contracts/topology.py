@@ -133,13 +133,17 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         f"{s.INTENT_SUBMITTED}.>",
         pinned_group="intake",
     ),
-    ConsumerSpec(INTENTS, "analyst", Identity.ANALYST, s.every(s.INTENT_ACCEPTED), ack_wait_s=60.0),
-    ConsumerSpec(INTENTS, "risk", Identity.RISK, s.every(s.INTENT_ANALYZED)),
+    ConsumerSpec(
+        INTENTS, "analyst", Identity.ANALYST, s.intent_events(s.INTENT_ACCEPTED), ack_wait_s=60.0
+    ),
+    ConsumerSpec(INTENTS, "risk", Identity.RISK, s.intent_events(s.INTENT_ANALYZED)),
     ConsumerSpec(ORDERS, "risk-orders", Identity.RISK, "order.>"),
-    ConsumerSpec(RISK, "executor", Identity.EXECUTOR, s.every(s.RISK_APPROVED)),
+    ConsumerSpec(RISK, "executor", Identity.EXECUTOR, s.intent_events(s.RISK_APPROVED)),
     # A fill must never be dead-lettered because Postgres was down: retry until it is back
     # (a fill the ledger cannot book is rejected explicitly and dead-lettered by the agent).
-    ConsumerSpec(ORDERS, "ledger", Identity.LEDGER, s.every(s.ORDER_FILLED), max_deliver=-1),
+    ConsumerSpec(
+        ORDERS, "ledger", Identity.LEDGER, s.intent_events(s.ORDER_FILLED), max_deliver=-1
+    ),
 )
 
 
@@ -164,11 +168,11 @@ KV_BUCKETS: tuple[KvSpec, ...] = (
 # What each identity publishes (besides `dlq.<itself>`), and the core subjects it follows.
 OUTPUTS: dict[Identity, tuple[str, ...]] = {
     Identity.CLIENT: (s.every(s.INTENT_SUBMITTED),),
-    Identity.INGESTOR: (s.every(s.INTENT_ACCEPTED), s.every(s.MARKET_TICK)),
-    Identity.ANALYST: (s.every(s.INTENT_ANALYZED),),
-    Identity.RISK: (s.every(s.RISK_APPROVED), s.every(s.RISK_REJECTED)),
-    Identity.EXECUTOR: (s.every(s.ORDER_FILLED), s.every(s.ORDER_REJECTED)),
-    Identity.LEDGER: (s.every(s.LEDGER_POSTED),),
+    Identity.INGESTOR: (s.intent_events(s.INTENT_ACCEPTED), s.every(s.MARKET_TICK)),
+    Identity.ANALYST: (s.intent_events(s.INTENT_ANALYZED),),
+    Identity.RISK: (s.intent_events(s.RISK_APPROVED), s.intent_events(s.RISK_REJECTED)),
+    Identity.EXECUTOR: (s.intent_events(s.ORDER_FILLED), s.intent_events(s.ORDER_REJECTED)),
+    Identity.LEDGER: (s.intent_events(s.LEDGER_POSTED),),
 }
 FOLLOWS: dict[Identity, tuple[str, ...]] = {
     Identity.INGESTOR: (s.every(s.MARKET_TICK),),

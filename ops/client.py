@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -11,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from agents.settings import Settings
 from bus import Credentials, Verifier, connect
 from contracts import Identity, SubmitIntent
 from contracts import subjects as s
-from ops.stack import state_file
-from ops.trail import Trail, find_trail
+from ops.audit.trail import IntentTrail, canonical_intent_id, find_trail
+from ops.stack.embedded import state_file
 
 
 def stack_nats_url(settings: Settings) -> str:
@@ -86,13 +88,40 @@ async def submit_raw(nc: NATS, symbol: str, payload: bytes) -> None:
 
 async def wait_outcome(
     ops_nc: NATS, intent_id: uuid.UUID | str, certs_dir: Path, timeout_s: float = 30.0
-) -> Trail:
-    """Poll the streams until the intent reaches a terminal outcome (or the timeout)."""
+) -> IntentTrail:
+    """Wait until the intent reaches a terminal outcome (or the timeout); return its trail.
+
+    Follows the intent's own subjects (`*.*.*.<id>`, `dlq.*.<id>`) and reads the trail again
+    whenever one of its events is stored, so the answer comes within one lookup of the terminal
+    event; nothing else in the store is read. A slow re-check covers a missed message."""
     verifier = Verifier.from_dir(certs_dir)
+    wanted = canonical_intent_id(intent_id)
+    stored = asyncio.Event()
+
+    async def on_event(_msg: Msg) -> None:
+        stored.set()
+
+    subs = [
+        await ops_nc.subscribe(s.of_intent(wanted), cb=on_event),
+        await ops_nc.subscribe(s.dead_letters_of(wanted), cb=on_event),
+    ]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while True:
-        trail = await find_trail(ops_nc, intent_id, verifier)
-        if trail.terminal or loop.time() > deadline:
-            return trail
-        await asyncio.sleep(0.2)
+    try:
+        while True:
+            stored.clear()
+            trail = await find_trail(ops_nc, wanted, verifier)
+            left = deadline - loop.time()
+            if trail.terminal or left <= 0:
+                return trail
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stored.wait(), min(left, RECHECK_S))
+            await asyncio.sleep(STORE_GRACE_S)  # published is not yet readable by direct get
+    finally:
+        for sub in subs:
+            await sub.unsubscribe()
+
+
+RECHECK_S = 1.0
+"""Re-read the trail at least this often while waiting (a reconnect may miss a message)."""
+STORE_GRACE_S = 0.002

@@ -16,13 +16,14 @@ from nats.aio.client import Client as NATS
 from rich.console import Console
 
 from agents.settings import load_settings
-from bus import Credentials, Verifier, connect
+from bus import Credentials, connect
 from contracts import Identity, SubmitIntent
 from contracts import topology as t
-from ops.client import submit, submit_raw
-from ops.natsd import free_port
-from ops.stack import EmbeddedStack
-from ops.trail import Trail, find_trail
+from ops.audit.trail import IntentTrail
+from ops.cli.render import render_trail
+from ops.client import submit, submit_raw, wait_outcome
+from ops.stack.embedded import EmbeddedStack
+from ops.stack.natsd import free_port
 
 PositionsRenderer = Callable[[str], Awaitable[str]]
 
@@ -122,9 +123,8 @@ async def run_demo(
         )
         client = await connect(stack.layout.url, Credentials(Identity.CLIENT, settings.certs_dir))
         ops = await connect(stack.layout.url, Credentials(Identity.OPS, settings.certs_dir))
-        verifier = Verifier.from_dir(settings.certs_dir)
         prices = await _wait_ticks(ops, ["BTC-USD", "ETH-USD", "AAPL"])
-        trails: list[tuple[Step, Trail]] = []
+        trails: list[tuple[Step, IntentTrail]] = []
         for step in scenario(prices["ETH-USD"]):
             if step.intent is not None:
                 for _ in range(step.repeat):
@@ -133,7 +133,7 @@ async def run_demo(
                 assert step.raw is not None
                 await submit_raw(client, "BTC-USD", step.raw)
                 iid = uuid.UUID(json.loads(step.raw)["intent_id"])
-            trail = await _await_trail(ops, iid, verifier)
+            trail = await wait_outcome(ops, iid, settings.certs_dir, 30.0)
             trails.append((step, trail))
             ok = trail.outcome in step.expect
             failures += not ok
@@ -142,7 +142,6 @@ async def run_demo(
                 f"[{colour}]{trail.outcome:<13}[/] {step.title}"
                 + (f" [dim]({', '.join(trail.reasons)})[/]" if trail.reasons else "")
             )
-        from ops.cli_intent import render_trail  # noqa: PLC0415 - avoid a cycle at import
 
         console.rule("each intent's chain")
         for step, trail in trails:
@@ -167,18 +166,3 @@ async def run_demo(
         )
     )
     return 1 if failures else 0
-
-
-async def _await_trail(ops: NATS, iid: uuid.UUID, verifier: Verifier) -> Trail:
-    deadline = time.monotonic() + 30
-    while True:
-        trail = await find_trail(ops, iid, verifier)
-        if (trail.terminal and trail.outcome != "filled") or _posted(trail):
-            return trail
-        if time.monotonic() > deadline:
-            return trail
-        await asyncio.sleep(0.1)
-
-
-def _posted(trail: Trail) -> bool:
-    return any(e.kind == "ledger.posted" for e in trail.events)

@@ -1,6 +1,7 @@
 """Dead letters for the operator: list, show, retry (the original or repaired bytes), purge.
 
-The DLQ stream holds each agent's `DeadLetter` events on `dlq.<agent>`; a dead letter's id is
+The DLQ stream holds each agent's `DeadLetter` events on `dlq.<agent>.<intent id>`; a dead
+letter's id is
 its DLQ stream sequence. Every operator action is itself recorded on the DLQ stream, signed
 with the ops key: `dlq.retried` (`DeadLetterRetried`: what was re-published where, with the
 SHA-256 of the original and of the published bytes) and `dlq.purged` (`DeadLettersPurged`:
@@ -20,93 +21,28 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, cast
+from typing import Any, cast
 
 from nats.aio.client import Client as NATS
-from pydantic import AwareDatetime, Field
 
 from bus import Emit, Publisher, Signer, Verifier
 from bus.deadletter import intent_id_hint
-from bus.publisher import INTENT_HEADER, MSG_ID_HEADER
+from bus.headers import DLQ_RETRY
+from bus.headers import INTENT as INTENT_HEADER
+from bus.headers import MSG_ID as MSG_ID_HEADER
+from bus.headers import SIGNATURE as SIGNATURE_HEADER
+from bus.headers import SIGNER as SIGNER_HEADER
 from bus.replay import StoredMsg, read_stream
-from bus.signing import SIGNATURE_HEADER, SIGNER_HEADER
-from contracts import AGENTS, DeadLetter, Envelope, Identity, Message, parse
+from contracts import DeadLetter, Identity, parse
 from contracts import subjects as s
 from contracts import topology as t
+from contracts.kinds import DEAD_LETTER, kind_of
+from contracts.records import DeadLetterRetried, DeadLettersPurged, PurgedLetter
 
-RETRIED_SUBJECT = s.of(s.DLQ, "retried")
-PURGED_SUBJECT = s.of(s.DLQ, "purged")
-RETRY_HEADER = "Tradeops-Dlq-Retry"
-"""On a re-published message: the DLQ sequence of the dead letter it retries."""
+RETRIED_SUBJECT = s.DLQ_RETRIED
+PURGED_SUBJECT = s.DLQ_PURGED
+RETRY_HEADER = DLQ_RETRY
 LETTERS_PER_RECORD = 1000
-
-
-class DeadLetterRetried(Envelope):
-    """Ops re-published a dead letter's message. Subject `dlq.retried`."""
-
-    kind: ClassVar[str] = "dead_letter.retried"
-
-    dlq_seq: int
-    """The dead letter retried (its DLQ stream sequence)."""
-    agent: Identity
-    """The agent that had dead-lettered the message."""
-    reason: str
-    """The dead letter's reason code."""
-    intent_id: uuid.UUID | None = None
-    """The intent of the re-published bytes, when they name one."""
-    original_subject: str
-    """Where the message was, and is again, published."""
-    original_stream: str
-    """The stream the dead-lettered message was stored in."""
-    original_stream_seq: int
-    """Its sequence there."""
-    published_stream: str
-    """Where the re-published message is stored."""
-    published_seq: int
-    """Its new sequence there."""
-    msg_id: str
-    """Its fresh `Nats-Msg-Id`."""
-    original_sha256: str
-    """SHA-256 of the dead-lettered bytes."""
-    payload_sha256: str
-    """SHA-256 of the re-published bytes (differs from the original for a repair)."""
-    repaired: bool
-    """True when the operator supplied new bytes (`--payload`)."""
-    requested_by: Annotated[str, Field(max_length=200)] = ""
-    """Who asked."""
-
-
-class PurgedLetter(Message):
-    """One dead letter a purge removed."""
-
-    dlq_seq: int
-    agent: Identity
-    reason: str
-    intent_id: uuid.UUID | None = None
-    original_subject: str
-    original_stream: str
-    original_stream_seq: int
-
-
-class DeadLettersPurged(Envelope):
-    """Ops removed dead letters from the DLQ stream. Subject `dlq.purged`."""
-
-    kind: ClassVar[str] = "dead_letter.purged"
-
-    before: AwareDatetime
-    """Dead letters stored before this time were removed."""
-    below_seq: int
-    """Every removed dead letter's DLQ sequence is below this one."""
-    purged: int
-    """How many the purge removed in all."""
-    part: int = 1
-    """This record's number, when the list is split over several records."""
-    parts: int = 1
-    """How many records the purge wrote."""
-    letters: tuple[PurgedLetter, ...] = ()
-    """The removed dead letters (this record's share)."""
-    requested_by: Annotated[str, Field(max_length=200)] = ""
-    """Who asked."""
 
 
 class DlqError(Exception):
@@ -132,7 +68,7 @@ def sha256(data: bytes) -> str:
 
 
 def is_dead_letter_subject(subject: str) -> bool:
-    return subject.startswith(f"{s.DLQ}.") and subject.split(".", 1)[1] in set(AGENTS)
+    return kind_of(subject) == DEAD_LETTER
 
 
 @dataclass
@@ -181,7 +117,7 @@ async def first_message(nc: NATS, stream: str, **where: Any) -> StoredMsg | None
 async def retry_records(nc: NATS) -> dict[int, list[DeadLetterRetried]]:
     """Return the recorded retries by dead letter (DLQ sequence)."""
     out: dict[int, list[DeadLetterRetried]] = {}
-    async for msg in read_stream(nc, t.DLQ, subject=RETRIED_SUBJECT):
+    async for msg in read_stream(nc, t.DLQ, subject=f"{RETRIED_SUBJECT}.*"):
         record = DeadLetterRetried.model_validate_json(msg.data)
         out.setdefault(record.dlq_seq, []).append(record)
     return out
@@ -191,7 +127,7 @@ async def list_dead_letters(
     nc: NATS, *, agent: Identity | None = None, verifier: Verifier | None = None
 ) -> list[StoredDeadLetter]:
     """Return the dead letters still in the DLQ stream (purged ones are gone), oldest first."""
-    subject = s.dead_letters(agent) if agent is not None else s.every(s.DLQ)
+    subject = s.dead_letters(agent) if agent is not None else f"{s.DLQ}.>"
     retries = await retry_records(nc)
     letters: list[StoredDeadLetter] = []
     async for msg in read_stream(nc, t.DLQ, subject=subject):
@@ -290,7 +226,9 @@ async def retry_dead_letter(
         repaired=repaired,
         requested_by=requested_by,
     )
-    record_ack = await (await Publisher(js, signer).start(Emit(RETRIED_SUBJECT, record)))
+    record_ack = await (
+        await Publisher(js, signer).start(Emit(s.dlq_retried(record.intent_id), record))
+    )
     return RetryOutcome(stored, record, record_ack.seq)
 
 

@@ -12,12 +12,13 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from agents.base import Agent
-from agents.settings import Feed, Settings
+from agents.ingestor.config import Feed
+from agents.settings import Settings
 from bus import Credentials, connect, provision
 from contracts import AGENTS, Identity
-from ops.certs import CertPaths, init_certs
-from ops.natsconf import NatsLayout
-from ops.natsd import NatsServer, free_port
+from ops.pki.certs import CertPaths, init_certs
+from ops.pki.natsconf import NatsLayout
+from ops.stack.natsd import NatsServer, free_port
 
 
 @pytest.fixture(scope="session")

@@ -65,11 +65,12 @@ class Analyst(Agent):
         work: list[int] = []
         for i, item in enumerate(items):
             outcomes.append([])  # replaced below by the rejection or the analysis
-            if s.last_token(item.subject) != item.value.intent.symbol:
+            intent = item.value.intent
+            if not s.names_intent(item.subject, intent.symbol, intent.intent_id):
                 outcomes[i] = Rejected(
                     "subject_mismatch",
-                    f"intent for {item.value.intent.symbol} arrived on {item.subject}; "
-                    f"expected {s.of(s.INTENT_ACCEPTED, item.value.intent.symbol)}",
+                    f"intent for {intent.symbol} arrived on {item.subject}; expected "
+                    f"{s.intent_event(s.INTENT_ACCEPTED, intent.symbol, intent.intent_id)}",
                 )
             else:
                 work.append(i)
@@ -87,5 +88,6 @@ class Analyst(Agent):
                 reference_price_ts=accepted.reference_price_ts,
                 analysis=analysis,
             )
-            outcomes[i] = [Emit(s.of(s.INTENT_ANALYZED, accepted.intent.symbol), event)]
+            subject = s.intent_event(s.INTENT_ANALYZED, accepted.intent.symbol, accepted.intent_id)
+            outcomes[i] = [Emit(subject, event)]
         return outcomes

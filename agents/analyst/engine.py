@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from agents.analyst.case import ReviewCase
+from agents.analyst.config import AnalystSettings
 from agents.analyst.graph import AnalystContext, InputState, Retriever, graph
 from agents.analyst.guard import Judgement
 from agents.analyst.health import ProviderHealth
 from agents.analyst.providers import build_chat_model
 from agents.analyst.reviewer import OfflineReviewer
-from agents.settings import AnalystSettings, Settings
+from agents.settings import Settings
 from contracts import Analysis
 from knowledge import DEFAULT_DOCS_DIR, KnowledgeIndex, default_cache_dir
 

@@ -16,9 +16,9 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
+from agents.analyst.config import AnalystSettings, Provider
 from agents.analyst.errors import AnalystConfigError
 from agents.analyst.reviewer import OFFLINE_MODEL, OfflineReviewer
-from agents.settings import AnalystSettings, Provider
 
 MAX_OUTPUT_TOKENS = 600
 JSON_MODE: dict[str, Any] = {"response_format": {"type": "json_object"}}

@@ -24,8 +24,9 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from agents.base import Agent, Worker
+from agents.common.prices import PriceBook
 from agents.executor.broker import Broker, Execution, Order, PaperBroker
-from agents.prices import PriceBook
+from agents.executor.metrics import ORDERS
 from bus import Delivery, Emit, Outcome
 from contracts import (
     Identity,
@@ -189,7 +190,8 @@ class Executor(Agent):
         )
         if execution.executed_at is not None:
             event = event.model_copy(update={"ts": execution.executed_at})
-        return Emit(s.of(s.ORDER_FILLED, intent.symbol), event)
+        ORDERS.labels(outcome="filled").inc()
+        return Emit(s.intent_event(s.ORDER_FILLED, intent.symbol, intent.intent_id), event)
 
     def _rejected(
         self, intent: TradeIntent, approved: RiskApproved, reason: OrderRejectReason, detail: str
@@ -202,4 +204,5 @@ class Executor(Agent):
             reason=reason,
             detail=detail,
         )
-        return Emit(s.of(s.ORDER_REJECTED, intent.symbol), event)
+        ORDERS.labels(outcome=str(reason)).inc()
+        return Emit(s.intent_event(s.ORDER_REJECTED, intent.symbol, intent.intent_id), event)

@@ -18,9 +18,9 @@ import asyncpg
 from nats.aio.msg import Msg
 
 from agents.base import Agent, Worker
-from agents.latency import observe_postings
 from agents.ledger import store
 from agents.ledger.errors import BookingError, ChainConflict, LedgerConfigError
+from agents.ledger.metrics import observe_postings
 from agents.ledger.migrations import migrate
 from agents.settings import Settings
 from bus import Delivery, Emit, Outcome, Rejected, Transient
@@ -121,4 +121,4 @@ class Ledger(Agent):
 def _outcome(result: store.BookResult) -> Outcome:
     if isinstance(result, BookingError):
         return Rejected(result.code, result.description)
-    return [Emit(s.of(s.LEDGER_POSTED, result.account), result)]
+    return [Emit(s.intent_event(s.LEDGER_POSTED, result.account, result.intent_id), result)]

@@ -20,10 +20,10 @@ from typing import Any
 
 import asyncpg
 
+from agents.common.config import Account
 from agents.ledger.booking import Position, book_fill, cash_changes, opening_lines
 from agents.ledger.chain import GENESIS_HASH, POSTINGS_SQL, entry_hash, lines_of
 from agents.ledger.errors import BookingError, ChainConflict, LedgerConfigError
-from agents.settings import Account
 from contracts import Identity, JournalLine, LedgerPosted, OrderFilled
 from contracts.types import ACCOUNT_PATTERN
 

@@ -26,12 +26,12 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import NotFoundError
-from prometheus_client import Counter
 
 from agents.base import Agent, Worker
 from agents.risk.calendar import Clock, MarketHours
 from agents.risk.checks import Verdict, evaluate, explain
 from agents.risk.exposure import Exposure
+from agents.risk.metrics import DECISIONS, REJECTIONS
 from agents.settings import Settings
 from bus import Delivery, Emit, Outcome, Rejected
 from bus.replay import read_stream
@@ -52,14 +52,6 @@ from contracts import topology as t
 
 log = logging.getLogger("tradeops.risk")
 
-DECISIONS = Counter(
-    "tradeops_risk_decisions_total", "Intents decided by the risk gate.", ["decision"]
-)
-REJECTIONS = Counter(
-    "tradeops_risk_rejections_total",
-    "Failing checks of rejected intents (one rejection may count several reasons).",
-    ["reason"],
-)
 
 REPLAY_TIMEOUT_S = 3.0
 """How long one batch of the replay may take before the rebuild gives up (a denial is a
@@ -165,8 +157,11 @@ class RiskGate(Agent):
     def decide(self, event: IntentAnalyzed, subject: str) -> list[Emit]:
         """Return the decision on one intent (the earlier one if it was decided before)."""
         intent = event.intent
-        if s.last_token(subject) != intent.symbol:
-            raise Rejected("subject_mismatch", f"intent for {intent.symbol} published on {subject}")
+        if not s.names_intent(subject, intent.symbol, intent.intent_id):
+            raise Rejected(
+                "subject_mismatch",
+                f"intent {intent.intent_id} for {intent.symbol} published on {subject}",
+            )
         if intent.intent_id in self._decided:
             earlier = self._decided[intent.intent_id]
             return [] if earlier is None else [earlier]
@@ -198,7 +193,7 @@ class RiskGate(Agent):
                 reasons=verdict.reasons,
                 detail=explain(verdict),
             )
-            return Emit(s.of(s.RISK_REJECTED, intent.symbol), rejected)
+            return Emit(s.intent_event(s.RISK_REJECTED, intent.symbol, intent.intent_id), rejected)
         notional = ctx.notional_usd
         assert ctx.reference_price is not None and notional is not None  # else stale_price
         approved = RiskApproved.derive(
@@ -209,7 +204,7 @@ class RiskGate(Agent):
             reference_price=ctx.reference_price,
             notional_usd=_on_wire(notional),
         )
-        return Emit(s.of(s.RISK_APPROVED, intent.symbol), approved)
+        return Emit(s.intent_event(s.RISK_APPROVED, intent.symbol, intent.intent_id), approved)
 
     def _remember(self, intent_id: uuid.UUID, emit: Emit | None) -> None:
         self._decided[intent_id] = emit

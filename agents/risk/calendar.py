@@ -18,7 +18,7 @@ from typing import Any
 import exchange_calendars
 from exchange_calendars.errors import MinuteOutOfBounds
 
-from agents.settings import ALWAYS_OPEN
+from agents.common.config import ALWAYS_OPEN
 from contracts import utc_now
 
 log = logging.getLogger("tradeops.risk.calendar")

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from agents.common.config import Instrument
+from agents.risk.config import Limits
 from agents.risk.exposure import Exposure, ExposureView
-from agents.settings import Instrument, Limits
 from contracts import (
     Analysis,
     IntentAnalyzed,

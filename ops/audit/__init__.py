@@ -1,11 +1,12 @@
 """The audit: replay the streams and check signatures, chains, the ledger and its balances."""
 
+from contracts.kinds import owners_of
 from ops.audit.cache import VerifiedCache
 from ops.audit.chains import Verdict, evaluate
-from ops.audit.policy import owners_of, provenance_problem
+from ops.audit.policy import provenance_problem
 from ops.audit.report import AuditReport, Check, Finding
 from ops.audit.signatures import Parallelism
-from ops.audit.trail import IntentAudit, audit_trail
+from ops.audit.trail import IntentTrail, find_trail
 from ops.audit.verify import AUDIT_STREAMS, AuditOptions, Progress, run_audit
 from ops.audit.window import ReplayWindow, parse_time
 
@@ -15,14 +16,14 @@ __all__ = [
     "AuditReport",
     "Check",
     "Finding",
-    "IntentAudit",
+    "IntentTrail",
     "Parallelism",
     "Progress",
     "ReplayWindow",
     "Verdict",
     "VerifiedCache",
-    "audit_trail",
     "evaluate",
+    "find_trail",
     "owners_of",
     "parse_time",
     "provenance_problem",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from contracts import Side
-from ops.audit.facts import (
+from contracts.kinds import (
     ACCEPTED,
     ANALYZED,
     APPROVED,
@@ -30,10 +30,8 @@ from ops.audit.facts import (
     POSTED,
     RISK_REJECTED,
     SUBMITTED,
-    TERM_NAMES,
-    Fact,
-    decimal_or_none,
 )
+from ops.audit.facts import TERM_NAMES, Fact, decimal_or_none
 
 Key = tuple[str, int]
 

@@ -16,30 +16,24 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import contracts.base
+from bus.headers import SIGNATURE as SIGNATURE_HEADER
+from bus.headers import SIGNER as SIGNER_HEADER
 from bus.replay import StoredMsg
-from bus.signing import SIGNATURE_HEADER, SIGNER_HEADER
 from contracts import OrderType
 from contracts import subjects as s
 from contracts import topology as t
-from contracts.base import EVENT_NAMESPACE
-from ops.dlq import PURGED_SUBJECT, RETRIED_SUBJECT, DeadLetterRetried, DeadLettersPurged
-
-SUBMITTED = s.INTENT_SUBMITTED
-ACCEPTED = s.INTENT_ACCEPTED
-ANALYZED = s.INTENT_ANALYZED
-APPROVED = s.RISK_APPROVED
-RISK_REJECTED = s.RISK_REJECTED
-FILLED = s.ORDER_FILLED
-ORDER_REJECTED = s.ORDER_REJECTED
-POSTED = s.LEDGER_POSTED
-DEAD_LETTER = "dead_letter"
-RETRIED = "dead_letter.retried"
-PURGED = "dead_letter.purged"
-CONTROL = "control"
-OTHER = "other"
-
-PIPELINE_KINDS = (ACCEPTED, ANALYZED, APPROVED, RISK_REJECTED, FILLED, ORDER_REJECTED, POSTED)
-"""Kinds of `IntentEvent`, published by the agents."""
+from contracts.kinds import (
+    DEAD_LETTER,
+    FILLED,
+    PIPELINE_KINDS,
+    POSTED,
+    PURGED,
+    RETRIED,
+    SUBMITTED,
+    kind_of,
+)
+from contracts.records import DeadLetterRetried, DeadLettersPurged
 
 Terms = tuple[str, str, str, Decimal, str, Decimal | None]
 """(account, symbol, side, quantity, order_type, limit_price) of an intent."""
@@ -47,24 +41,9 @@ _CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 TERM_NAMES = ("account", "symbol", "side", "quantity", "order_type", "limit_price")
 
 
-def kind_of(subject: str) -> str:
-    """Return the event kind a subject carries."""
-    if subject == RETRIED_SUBJECT:
-        return RETRIED
-    if subject == PURGED_SUBJECT:
-        return PURGED
-    head = subject.split(".", 1)[0]
-    if head == s.DLQ:
-        return DEAD_LETTER
-    if head == "control":
-        return CONTROL
-    prefix = subject.rsplit(".", 1)[0]
-    return prefix if prefix in (SUBMITTED, *PIPELINE_KINDS) else OTHER
-
-
 def assigned_intent_id(seq: int) -> str:
     """Return the id the ingestor gives submission `seq` when it names none."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{seq}"))
+    return str(contracts.base.assigned_intent_id(seq))
 
 
 def as_uuid(value: object) -> str | None:

@@ -23,16 +23,16 @@ from itertools import pairwise
 
 import asyncpg
 
-from agents.ledger import (
-    AccountKind,
+from agents.ledger.booking import AccountKind, Position, ledger_account
+from agents.ledger.chain import (
+    POSTINGS_SQL,
     ChainEntry,
-    Position,
-    ledger_account,
-    recompute_from_fills,
+    canonical_posting,
+    lines_of,
     verify_chain,
     verify_entries,
 )
-from agents.ledger.chain import POSTINGS_SQL, canonical_posting, lines_of
+from agents.ledger.queries import recompute_from_fills
 from contracts import LedgerPosted, OrderFilled
 from contracts import topology as t
 from ops.audit.facts import Fact

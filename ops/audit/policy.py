@@ -11,50 +11,10 @@ record vouches for exactly those bytes at that place (`tradeops dlq retry --payl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from bus.signing import SignatureStatus
-from contracts import AGENTS, Identity
-from contracts import subjects as s
-from contracts import topology as t
-
-OPS_RECORDS = ("dlq.retried", "dlq.purged")
-"""Subjects of the operator's own records on the DLQ stream."""
-
-
-def subject_matches(pattern: str, subject: str) -> bool:
-    """Return whether `subject` matches the NATS wildcard `pattern` (`*` one token, `>` rest)."""
-    want, have = pattern.split("."), subject.split(".")
-    for i, token in enumerate(want):
-        if token == ">":
-            return len(have) > i
-        if i >= len(have) or (token != "*" and token != have[i]):
-            return False
-    return len(want) == len(have)
-
-
-def _owner_patterns() -> tuple[tuple[str, Identity], ...]:
-    pairs: list[tuple[str, Identity]] = [
-        (pattern, identity) for identity, patterns in t.OUTPUTS.items() for pattern in patterns
-    ]
-    pairs += [(s.dead_letters(agent), agent) for agent in AGENTS]
-    pairs += [(subject, Identity.OPS) for subject in OPS_RECORDS]
-    pairs.append((s.CONTROL_ALL, Identity.OPS))
-    return tuple(pairs)
-
-
-OWNERS = _owner_patterns()
-
-
-@lru_cache(maxsize=4096)
-def owners_of(subject: str) -> frozenset[Identity]:
-    """Return the identities that publish `subject` (empty for a subject nobody owns)."""
-    return frozenset(identity for pattern, identity in OWNERS if subject_matches(pattern, subject))
-
-
-def unsigned_allowed(subject: str) -> bool:
-    """Only clients publish unsigned, and only submissions."""
-    return subject_matches(s.every(s.INTENT_SUBMITTED), subject)
+from contracts import Identity
+from contracts.kinds import owners_of, unsigned_allowed
 
 
 @dataclass(frozen=True)

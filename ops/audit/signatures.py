@@ -20,7 +20,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bus.signing import SIGNATURE_HEADER, SIGNER_HEADER, SignatureStatus, Verifier
+from bus.headers import SIGNATURE as SIGNATURE_HEADER
+from bus.headers import SIGNER as SIGNER_HEADER
+from bus.signing import SignatureStatus, Verifier
 from ops.audit.cache import VerifiedCache
 
 Key = tuple[str, int]

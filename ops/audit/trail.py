@@ -1,12 +1,24 @@
-"""`audit trail`: one intent's events across the streams, who signed each, and its verdict.
+"""The one answer to "what happened to intent X": its events, who signed each, its verdict.
 
-Built on `ops.trail` (the same streams, and its `Trail` for the events): each event also gets
-its provenance (signature, and whether its signer may publish it) and its time since the
-submission, and the chain is checked as `audit verify` checks it.
+`intent show`, `intent submit --wait`, `audit trail` and the demo all read an intent through
+`find_trail`. It trusts only what the server enforces and what is signed:
+- an event belongs to intent X because its subject's last token is X (`intent.accepted.AAPL.X`,
+  `dlq.ingestor.X`); only the identity that owns a subject may publish on it, so a client's
+  forged `Tradeops-Intent-Id` header or payload id puts nothing under someone else's intent;
+- a submission belongs to X only when an agent's signed event names its stream sequence (the
+  acceptance, or the dead letter of that submission);
+- each event's signature is verified and its signer must own the subject (`contracts.kinds`);
+  the verdict (`ops.audit.chains.evaluate`, the one terminal-outcome rule) counts only trusted
+  events, so a foreign dead letter or a forgery is listed, marked, and changes nothing.
+
+Cost per lookup: one batched direct get per trail stream, filtered by the intent's subject
+token (JetStream's own subject index answers it without reading other intents' messages), plus
+one direct get per referenced submission: a handful of round trips, whatever the history.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -15,13 +27,40 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from bus.replay import read_stream
+from bus.replay import StoredMsg, read_all, read_one
 from bus.signing import SignatureStatus, Verifier
+from contracts import subjects as s
+from contracts import topology as t
+from contracts.kinds import ACCEPTED, DEAD_LETTER, RETRIED, SUBMITTED, TERMINAL, Outcome
 from ops.audit.chains import Verdict, evaluate
-from ops.audit.facts import RETRIED, SUBMITTED, Fact, fact_of
+from ops.audit.facts import Fact, fact_of
 from ops.audit.report import AuditReport
 from ops.audit.verify import judge_provenance
-from ops.trail import TRAIL_STREAMS, Trail, TrailEvent
+
+INDEXED_STREAMS: tuple[tuple[str, str], ...] = (
+    (t.INTENTS, "intent.{}"),
+    (t.RISK, "risk.{}"),
+    (t.ORDERS, "order.{}"),
+    (t.LEDGER, "ledger.{}"),
+)
+"""(stream, filter template) of the streams whose subjects end with the intent id."""
+
+
+class NotAnIntentId(ValueError):
+    """The text given is not an intent id (a UUID in any spelling the ingestor accepts)."""
+
+
+def canonical_intent_id(text: str | uuid.UUID) -> str:
+    """Return the canonical spelling of an intent id (upper case, braces, `urn:uuid:` allowed)."""
+    if isinstance(text, uuid.UUID):
+        return str(text)
+    try:
+        return str(uuid.UUID(text.strip()))
+    except (ValueError, AttributeError):
+        raise NotAnIntentId(
+            f"{text[:80]!r} is not an intent id; an intent id is a UUID, "
+            "e.g. 3f2b8c1e-6a4d-4c2b-9e1f-0a7d5b3c9e21"
+        ) from None
 
 
 @dataclass
@@ -38,42 +77,54 @@ class TrailEntry:
     def producer(self) -> str:
         return self.fact.producer or self.fact.signer or "client"
 
+    @property
+    def kind(self) -> str:
+        return self.fact.kind
+
 
 @dataclass
-class IntentAudit:
+class IntentTrail:
+    """Every stored event of one intent and the verdict on its chain."""
+
     intent_id: str
     entries: list[TrailEntry] = field(default_factory=list)
     verdict: Verdict | None = None
 
     @property
-    def trail(self) -> Trail:
-        """The same events as an `ops.trail.Trail`."""
-        return Trail(
-            self.intent_id,
-            [
-                TrailEvent(
-                    stream=e.fact.stream,
-                    seq=e.fact.seq,
-                    subject=e.fact.subject,
-                    kind=e.fact.kind,
-                    producer=e.producer,
-                    stored_at=e.stored_at,
-                    body=e.body,
-                    signature=e.signature,
-                )
-                for e in self.entries
-            ],
-        )
+    def outcome(self) -> str:
+        if self.verdict is None:
+            return str(Outcome.UNKNOWN if not self.entries else Outcome.PENDING)
+        return self.verdict.outcome
+
+    @property
+    def terminal(self) -> bool:
+        return self.outcome in {str(o) for o in TERMINAL.values()} | {Outcome.HANDED_OVER}
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the intent ended as it did (the reasons of its one trusted terminal event)."""
+        if self.verdict is None or not self.verdict.terminals:
+            return []
+        end = self.verdict.terminals[0]
+        body = next((e.body for e in self.entries if e.fact.key == end.key), {})
+        if "reasons" in body:
+            return [str(r) for r in body["reasons"]]
+        return [str(body["reason"])] if body.get("reason") else []
+
+    @property
+    def problems(self) -> list[tuple[Fact | None, str]]:
+        return self.verdict.problems if self.verdict else []
 
     def to_json(self) -> dict[str, Any]:
         verdict = self.verdict
         return {
             "intent_id": self.intent_id,
-            "outcome": verdict.outcome if verdict else "unknown",
+            "outcome": self.outcome,
+            "reasons": self.reasons,
             "pending": verdict.pending if verdict else None,
             "problems": [
                 {"stream": f.stream if f else None, "seq": f.seq if f else None, "what": what}
-                for f, what in (verdict.problems if verdict else [])
+                for f, what in self.problems
             ],
             "events": [
                 {
@@ -94,56 +145,89 @@ class IntentAudit:
             ],
         }
 
-    def render(self) -> str:
-        verdict = self.verdict
-        head = f"intent {self.intent_id}: {verdict.outcome if verdict else 'no events'}"
-        if verdict is not None and verdict.pending:
-            head += f" ({verdict.pending})"
-        lines = [head]
-        for e in self.entries:
-            mark = "" if e.fact.trusted else f"  !! {e.fact.problem}"
-            lines.append(
-                f"  {e.since_submission_s * 1000:>+10.1f} ms  {e.fact.stream:<7} "
-                f"#{e.fact.seq:<6} {e.fact.kind:<19} by {e.producer:<9} [{e.signature}] "
-                f"{e.fact.subject}{mark}"
-            )
-        problems = verdict.problems if verdict else []
-        if problems:
-            lines.append("problems:")
-            lines += [
-                f"  {f.stream} #{f.seq}: {what}" if f else f"  {what}" for f, what in problems
-            ]
-        else:
-            lines.append("chain: OK" if verdict and verdict.outcome != "pending" else "chain: -")
-        return "\n".join(lines)
+
+async def find_trail(
+    nc: NATS, intent_id: str | uuid.UUID, verifier: Verifier, *, timeout_s: float = 5.0
+) -> IntentTrail:
+    """Return every stored event of `intent_id`, its provenance, timings and verdict.
+
+    Raises `NotAnIntentId` for text that is no UUID."""
+    wanted = canonical_intent_id(intent_id)
+    reads = [
+        read_all(nc, stream, template.format(f"*.*.{wanted}"), timeout_s=timeout_s)
+        for stream, template in INDEXED_STREAMS
+    ]
+    reads.append(read_all(nc, t.DLQ, s.dead_letters_of(wanted), timeout_s=timeout_s))
+    found = [m for batch in await asyncio.gather(*reads) for m in batch]
+    msgs = found + await _referenced(nc, found, timeout_s)
+    return judge(wanted, msgs, verifier, intent_of=await _destinations(nc, msgs, timeout_s))
 
 
-async def audit_trail(nc: NATS, intent_id: uuid.UUID | str, verifier: Verifier) -> IntentAudit:
-    """Return every stored event of `intent_id` with its provenance, timings and verdict."""
-    wanted = str(intent_id)
-    result = IntentAudit(wanted)
+async def _referenced(nc: NATS, found: list[StoredMsg], timeout_s: float) -> list[StoredMsg]:
+    """Return the submissions that the intent's own events name by stream sequence."""
+    seqs: set[int] = set()
+    for msg in found:
+        fact = fact_of(msg)
+        body = _body(msg.data)
+        if fact.kind == ACCEPTED and isinstance(body.get("submission_seq"), int):
+            seqs.add(body["submission_seq"])
+        elif fact.kind == DEAD_LETTER and fact.detail.get("origin", ("", 0))[0] == t.SUBMISSIONS:
+            seqs.add(int(fact.detail["origin"][1]))
+    got = await asyncio.gather(*(read_one(nc, t.SUBMISSIONS, q, timeout_s=timeout_s) for q in seqs))
+    return [m for m in got if m is not None]
+
+
+async def _destinations(
+    nc: NATS, msgs: list[StoredMsg], timeout_s: float
+) -> dict[tuple[str, int], str | None]:
+    """Return the intent of each message a retry record says it re-published."""
+    places: set[tuple[str, int]] = set()
+    for msg in msgs:
+        fact = fact_of(msg)
+        record = fact.detail.get("record")
+        if fact.kind == RETRIED and record is not None:
+            places.add((record.published_stream, record.published_seq))
+    out: dict[tuple[str, int], str | None] = {}
+    for stream, seq in places:
+        got = await read_one(nc, stream, seq, timeout_s=timeout_s)
+        out[(stream, seq)] = fact_of(got).intent_id if got is not None else None
+    return out
+
+
+def judge(
+    wanted: str,
+    msgs: list[StoredMsg],
+    verifier: Verifier,
+    *,
+    intent_of: dict[tuple[str, int], str | None] | None = None,
+) -> IntentTrail:
+    """Return the trail of `wanted` from its stored messages (pure but for the verifier)."""
+    result = IntentTrail(wanted)
     facts: list[Fact] = []
-    intent_of: dict[tuple[str, int], str | None] = {}
+    known: dict[tuple[str, int], str | None] = dict(intent_of or {})
     statuses: dict[tuple[str, int], tuple[SignatureStatus, str | None]] = {}
-    for stream in TRAIL_STREAMS:
-        async for msg in read_stream(nc, stream):
-            fact = fact_of(msg)
-            intent_of[fact.key] = fact.intent_id
-            if fact.intent_id != wanted and fact.kind != RETRIED:
-                continue
-            if fact.signed:
-                statuses[fact.key] = verifier.check(msg.subject, msg.data, msg.headers)
-            facts.append(fact)
-            if fact.intent_id == wanted:
-                status = statuses.get(fact.key, (None, None))[0]
-                result.entries.append(
-                    TrailEntry(fact, msg.timestamp, str(status or "unsigned"), _body(msg.data))
-                )
+    stored: dict[tuple[str, int], StoredMsg] = {}
+    for msg in sorted(msgs, key=lambda m: m.timestamp):
+        fact = fact_of(msg)
+        if fact.key in stored:
+            continue
+        stored[fact.key] = msg
+        known.setdefault(fact.key, fact.intent_id)
+        if fact.signed:
+            statuses[fact.key] = verifier.check(msg.subject, msg.data, msg.headers)
+        facts.append(fact)
     retried = judge_provenance(facts, statuses, AuditReport("trail"))
+    for fact in facts:
+        if fact.intent_id != wanted:
+            continue
+        status = statuses.get(fact.key, (None, None))[0]
+        msg = stored[fact.key]
+        result.entries.append(
+            TrailEntry(fact, msg.timestamp, str(status or "unsigned"), _body(msg.data))
+        )
     mine = [f for f in facts if f.intent_id == wanted and f.trusted and f.kind != RETRIED]
-    if result.entries:
-        result.verdict = evaluate(wanted, mine, retried=retried, intent_of=intent_of, full=True)
-    result.entries.sort(key=lambda e: e.stored_at)
+    if mine:
+        result.verdict = evaluate(wanted, mine, retried=retried, intent_of=known, full=True)
     start = next((e for e in result.entries if e.fact.kind == SUBMITTED), None)
     origin = start or (result.entries[0] if result.entries else None)
     for e in result.entries:

@@ -17,20 +17,15 @@ from pathlib import Path
 
 from nats.aio.client import Client as NATS
 
+from bus.replay import read_batches
 from bus.signing import SignatureStatus, Verifier
 from contracts import LedgerPosted, OrderFilled
 from contracts import topology as t
+from contracts.kinds import FILLED, POSTED, PURGED, RETRIED, unsigned_allowed
+from contracts.records import DeadLetterRetried
 from ops.audit.cache import VerifiedCache
 from ops.audit.chains import Verdict, evaluate
-from ops.audit.facts import (
-    FILLED,
-    POSTED,
-    PURGED,
-    RETRIED,
-    Fact,
-    fact_of,
-    purged_letters,
-)
+from ops.audit.facts import Fact, fact_of, purged_letters
 from ops.audit.ledger import (
     LedgerSnapshot,
     check_balances,
@@ -38,12 +33,11 @@ from ops.audit.ledger import (
     check_postings,
     read_snapshot,
 )
-from ops.audit.policy import Provenance, provenance_problem, unsigned_allowed
-from ops.audit.reader import read_batches
+from ops.audit.policy import Provenance, provenance_problem
 from ops.audit.report import AuditReport, Check
 from ops.audit.signatures import Parallelism, SignatureChecker, make_executor
 from ops.audit.window import ReplayWindow
-from ops.dlq import DeadLetterRetried, first_message, sha256
+from ops.dlq import first_message, sha256
 
 AUDIT_STREAMS = (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ, t.CONTROL)
 READ_BATCH = 1000

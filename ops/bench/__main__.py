@@ -28,7 +28,7 @@ from ops.bench.killswitch import TARGET_P99_MS as KS_TARGET_P99_MS
 from ops.bench.killswitch import TRIALS as KS_TRIALS
 from ops.bench.killswitch import TRIALS_QUICK as KS_TRIALS_QUICK
 from ops.bench.killswitch import Probe, run_killswitch_bench
-from ops.natsd import nats_server_binary
+from ops.stack.natsd import nats_server_binary
 
 HOP_MSGS = 20_000
 HOP_MSGS_QUICK = 5_000

@@ -30,8 +30,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.js.api import PubAck
 
-from agents.ledger import GENESIS_HASH, Position, book_fill
-from agents.ledger.chain import entry_hash
+from agents.ledger.booking import Position, book_fill
+from agents.ledger.chain import GENESIS_HASH, entry_hash
 from bus import Credentials, Emit, Publisher, Signer, connect, provision
 from contracts import (
     Analysis,
@@ -48,8 +48,8 @@ from contracts import (
 )
 from contracts import subjects as s
 from ops.audit import AuditOptions, Parallelism, run_audit
-from ops.certs import CertPaths
-from ops.natsd import scratch_server
+from ops.pki.certs import CertPaths
+from ops.stack.natsd import scratch_server
 
 TARGET_EVENTS_PER_S = 20_000
 EVENTS_PER_INTENT = 6
@@ -150,7 +150,9 @@ def measure_verify_us(samples: int = 2000) -> float:
 
 
 def chains(intents: int) -> Iterator[tuple[str, bytes] | Emit]:
-    """Yield each intent's submission (raw bytes) and its five agent events, chain by chain."""
+    """Yield each intent's submission (raw bytes) and its five agent events, chain by chain.
+
+    The submissions are assumed to land at SUBMISSIONS sequences 1, 2, ... (a fresh store)."""
     prev, positions = GENESIS_HASH, dict[str, Position]()
     for n in range(intents):
         symbol, price = SYMBOLS[n % len(SYMBOLS)]
@@ -164,7 +166,7 @@ def chains(intents: int) -> Iterator[tuple[str, bytes] | Emit]:
         intent = TradeIntent.model_validate(body)
         accepted = IntentAccepted.derive(
             intent_id=iid, producer=Identity.INGESTOR, intent=intent,
-            reference_price=price, reference_price_ts=datetime.now(UTC),
+            reference_price=price, reference_price_ts=datetime.now(UTC), submission_seq=n + 1,
         )  # fmt: skip
         analysis = Analysis(
             recommendation=Recommendation.APPROVE,
@@ -201,11 +203,11 @@ def chains(intents: int) -> Iterator[tuple[str, bytes] | Emit]:
         )  # fmt: skip
         prev = digest
         for subject, event in (
-            (s.of(s.INTENT_ACCEPTED, symbol), accepted),
-            (s.of(s.INTENT_ANALYZED, symbol), analyzed),
-            (s.of(s.RISK_APPROVED, symbol), approved),
-            (s.of(s.ORDER_FILLED, symbol), filled),
-            (s.of(s.LEDGER_POSTED, "paper-1"), posted),
+            (s.intent_event(s.INTENT_ACCEPTED, symbol, iid), accepted),
+            (s.intent_event(s.INTENT_ANALYZED, symbol, iid), analyzed),
+            (s.intent_event(s.RISK_APPROVED, symbol, iid), approved),
+            (s.intent_event(s.ORDER_FILLED, symbol, iid), filled),
+            (s.intent_event(s.LEDGER_POSTED, "paper-1", iid), posted),
         ):
             yield Emit(subject, event)
 

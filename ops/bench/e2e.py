@@ -25,10 +25,10 @@ from nats.aio.msg import Msg
 
 from agents.settings import load_settings
 from bus import Credentials, connect
-from bus.publisher import INTENT_HEADER
+from bus.headers import INTENT as INTENT_HEADER
 from contracts import AGENTS, Identity
-from ops.natsd import free_port
-from ops.stack import EmbeddedStack
+from ops.stack.embedded import EmbeddedStack
+from ops.stack.natsd import free_port
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
 LOW_RATE_PER_S = 50.0

@@ -26,12 +26,14 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from bus import ConsumerRuntime, Credentials, Delivery, Emit, Outcome, Publisher, Signer, connect
+from bus.headers import INTENT as INTENT_HEADER
+from bus.headers import KIND as KIND_HEADER
+from bus.headers import MSG_ID as MSG_ID_HEADER
 from bus.provision import consumer_config, stream_config
-from bus.publisher import INTENT_HEADER, KIND_HEADER, MSG_ID_HEADER
 from contracts import Identity, IntentAccepted, Side, SubmitIntent, TradeIntent, parse
 from contracts import subjects as s
 from contracts.topology import ConsumerSpec, StreamSpec
-from ops.natsd import scratch_server
+from ops.stack.natsd import scratch_server
 
 TARGET_VS_RAW = 0.9
 """The runtime must reach this fraction of hand-tuned nats-py's throughput."""

@@ -41,7 +41,7 @@ from bus import Credentials, Signer, connect
 from contracts import Identity, TradingState
 from ops.bench.e2e import bench_stack
 from ops.control import set_trading_state
-from ops.stack import EmbeddedStack
+from ops.stack.embedded import EmbeddedStack
 
 TRIALS = 100
 TRIALS_QUICK = 30

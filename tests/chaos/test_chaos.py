@@ -1,7 +1,7 @@
 """Chaos: the embedded stack under steady load while agents, nats-server and Postgres die.
 
 Runs only when `TRADEOPS_CHAOS_SCALE` is set: `full` (`make chaos`: 300 intents/s for 60 s) or
-`ci` (100 intents/s for 20 s). `ops.chaos.run_chaos` drives the load and the faults; this test
+`ci` (100 intents/s for 20 s). `ops.bench.chaos.run_chaos` drives the load and the faults; this test
 checks the outcome: every intent has exactly one terminal outcome, no fill is doubled, Postgres
 equals the fills, and `tradeops audit verify` passes (when the command exists).
 """
@@ -21,10 +21,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from agents.ledger import cash, positions, recompute_from_fills, verify_balances, verify_chain
+from agents.ledger.chain import verify_chain
+from agents.ledger.queries import cash, positions, recompute_from_fills, verify_balances
 from agents.settings import load_settings
 from contracts import AGENTS, Identity
-from ops.chaos import (
+from ops.bench.chaos import (
     SCALE_ENV,
     STARTING_CASH,
     ChaosRun,
@@ -32,7 +33,7 @@ from ops.chaos import (
     plan_from_env,
     run_chaos,
 )
-from ops.stack import EmbeddedStack
+from ops.stack.embedded import EmbeddedStack
 from tests.conftest import free_port
 from tests.integration.stack_helpers import connect_to
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -14,15 +13,15 @@ from nats.aio.client import Client as NATS
 
 from agents.settings import load_settings
 from bus import Credentials, connect
-from bus.publisher import INTENT_HEADER
 from bus.replay import read_stream
 from contracts import AGENTS, Identity
 from contracts import topology as t
-from ops.stack import EmbeddedStack
-from ops.trail import kind_of_subject
+from contracts.kinds import TERMINAL as TERMINAL_KINDS
+from ops.audit.facts import fact_of
+from ops.stack.embedded import EmbeddedStack
 from tests.conftest import free_port
 
-TERMINAL = ("risk.rejected", "order.rejected", "ledger.posted", "dead_letter")
+TERMINAL = tuple(TERMINAL_KINDS)
 
 
 def write_config(data_dir: Path, extra: str = "") -> None:
@@ -57,15 +56,9 @@ async def outcomes(ops_nc: NATS) -> dict[str, Counter[str]]:
     kinds: dict[str, Counter[str]] = defaultdict(Counter)
     for stream in (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ):
         async for msg in read_stream(ops_nc, stream):
-            iid = msg.headers.get(INTENT_HEADER)
-            if iid is None and msg.subject.startswith("intent.submitted."):
-                try:
-                    iid = str(json.loads(msg.data).get("intent_id"))
-                except (ValueError, AttributeError):
-                    iid = None
-            kind = kind_of_subject(msg.subject)
-            if iid:
-                kinds[iid][kind] += 1
+            fact = fact_of(msg)  # the intent from the subject and payload, never a header
+            if fact.intent_id:
+                kinds[fact.intent_id][fact.kind] += 1
     return kinds
 
 

@@ -22,9 +22,12 @@ from nats.aio.client import Client as NATS
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
-from agents.analyst import Analyst, AnalystEngine, ReviewCase, case_for
+from agents.analyst.agent import Analyst
+from agents.analyst.case import ReviewCase, case_for
+from agents.analyst.config import AnalystSettings, Provider
+from agents.analyst.engine import AnalystEngine
 from agents.analyst.prompt import BEGIN_CASE, BEGIN_PASSAGES, SYSTEM_PROMPT
-from agents.settings import AnalystSettings, Provider, Settings
+from agents.settings import Settings
 from bus import Emit
 from bus.signing import SignatureStatus, Verifier
 from contracts import (
@@ -38,8 +41,8 @@ from contracts import (
 from contracts import subjects as s
 from contracts import topology as t
 from knowledge import KnowledgeIndex, default_cache_dir
-from ops.cli_knowledge import register
-from ops.natsd import NatsServer
+from ops.cli.knowledge import register
+from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, free_port
 from tests.integration.pipeline_helpers import eventually, publisher_for, read_subject
 
@@ -337,7 +340,7 @@ async def test_analyst_agent_publishes_cited_analyses_on_intent_analyzed(
         )
 
         async def both_analyzed() -> bool:
-            msgs = await read_subject(ops_nc, t.INTENTS, "intent.analyzed.AAPL")
+            msgs = await read_subject(ops_nc, t.INTENTS, "intent.analyzed.AAPL.*")
             return len(msgs) == 2
 
         await eventually(both_analyzed, timeout_s=15)
@@ -348,7 +351,7 @@ async def test_analyst_agent_publishes_cited_analyses_on_intent_analyzed(
         await agent.close()
         await agent.nc.close()
 
-    msgs = await read_subject(ops_nc, t.INTENTS, "intent.analyzed.AAPL")
+    msgs = await read_subject(ops_nc, t.INTENTS, "intent.analyzed.AAPL.*")
     events = {e.intent_id: e for e in (IntentAnalyzed.model_validate_json(m.data) for m in msgs)}
     verifier = Verifier.from_dir(certs_dir)
     assert {verifier.check(m.subject, m.data, m.headers) for m in msgs} == {

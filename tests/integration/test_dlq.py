@@ -19,20 +19,16 @@ from nats.aio.client import Client as NATS
 from typer.testing import CliRunner, Result
 
 from bus import Verifier
+from bus.headers import DLQ_RETRY as RETRY_HEADER
+from bus.headers import SIGNER as SIGNER_HEADER
 from bus.replay import read_stream
-from bus.signing import SIGNER_HEADER
 from contracts import Identity
 from contracts import topology as t
-from ops.cli_dlq import register
-from ops.dlq import (
-    RETRIED_SUBJECT,
-    RETRY_HEADER,
-    DeadLetterRetried,
-    DeadLettersPurged,
-    first_message,
-)
-from ops.stack import EmbeddedStack
-from ops.trail import find_trail
+from contracts.records import DeadLetterRetried, DeadLettersPurged
+from ops.audit.trail import find_trail
+from ops.cli.dlq import register
+from ops.dlq import RETRIED_SUBJECT, first_message
+from ops.stack.embedded import EmbeddedStack
 from tests.integration.pipeline_helpers import count_subject, eventually
 from tests.integration.stack_helpers import connect_to, new_id, running_stack
 
@@ -125,11 +121,12 @@ async def test_malformed_intent_is_listed_then_its_repair_reaches_a_terminal_out
     new_seq = int(result.stdout.split("as SUBMISSIONS #")[1].split()[0])
 
     async def terminal() -> bool:
-        return (await find_trail(ops, intent_id)).outcome == "filled"
+        verifier = Verifier.from_dir(stack.settings.certs_dir)
+        return (await find_trail(ops, intent_id, verifier)).outcome == "filled"
 
     await eventually(terminal, timeout_s=30)
     trail = await find_trail(ops, intent_id, Verifier.from_dir(stack.settings.certs_dir))
-    kinds = [e.kind for e in trail.events]
+    kinds = [e.kind for e in trail.entries]
     assert kinds.count("ledger.posted") == 1 and "dead_letter.retried" in kinds
 
     republished = await first_message(ops, t.SUBMISSIONS, start_seq=new_seq)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.executor import Executor
-from agents.feed import Quote, tick_of
+from agents.executor.agent import Executor
+from agents.ingestor.feed import Quote, tick_of
 from agents.settings import Settings
 from bus import Credentials, Emit, Signer
 from contracts import (
@@ -70,10 +70,10 @@ async def test_market_order_fills_at_last_price_plus_slippage_with_fee(
     await publisher_for(risk, certs_dir, Identity.RISK).publish(
         [Emit("risk.approved.ETH-USD", approval("2"))]
     )
-    await eventually(lambda: _count(ops_nc, "order.filled.ETH-USD", 1))
+    await eventually(lambda: _count(ops_nc, "order.filled.ETH-USD.*", 1))
     await stop_agent(agent, task)
 
-    [msg] = await read_subject(ops_nc, t.ORDERS, "order.filled.ETH-USD")
+    [msg] = await read_subject(ops_nc, t.ORDERS, "order.filled.ETH-USD.*")
     fill = OrderFilled.model_validate_json(msg.data)
     assert fill.fill_price == Decimal("3000.6000")  # +2 bps slippage on a buy
     assert fill.fill_quantity == Decimal(2)
@@ -111,7 +111,7 @@ async def test_redelivered_approval_never_fills_twice(
     await stop_agent(agent, task)
 
     # Assert
-    assert await count_subject(ops_nc, t.ORDERS, "order.filled.ETH-USD") == 1
+    assert await count_subject(ops_nc, t.ORDERS, "order.filled.ETH-USD.*") == 1
 
 
 async def test_when_halted_queued_approval_is_rejected_with_reason_halted(
@@ -132,13 +132,13 @@ async def test_when_halted_queued_approval_is_rejected_with_reason_halted(
     await publisher_for(risk, certs_dir, Identity.RISK).publish(
         [Emit("risk.approved.ETH-USD", approval())]
     )
-    await eventually(lambda: _count(ops_nc, "order.rejected.ETH-USD", 1))
+    await eventually(lambda: _count(ops_nc, "order.rejected.ETH-USD.*", 1))
     await stop_agent(agent, task)
 
     # Assert
-    [msg] = await read_subject(ops_nc, t.ORDERS, "order.rejected.ETH-USD")
+    [msg] = await read_subject(ops_nc, t.ORDERS, "order.rejected.ETH-USD.*")
     assert OrderRejected.model_validate_json(msg.data).reason == "halted"
-    assert await count_subject(ops_nc, t.ORDERS, "order.filled.ETH-USD") == 0
+    assert await count_subject(ops_nc, t.ORDERS, "order.filled.ETH-USD.*") == 0
 
 
 async def test_limit_order_that_is_not_marketable_is_rejected_ioc(
@@ -152,8 +152,8 @@ async def test_limit_order_that_is_not_marketable_is_rejected_ioc(
     await publisher_for(risk, certs_dir, Identity.RISK).publish(
         [Emit("risk.approved.ETH-USD", approval(order_type="limit", limit_price="2900"))]
     )
-    await eventually(lambda: _count(ops_nc, "order.rejected.ETH-USD", 1))
+    await eventually(lambda: _count(ops_nc, "order.rejected.ETH-USD.*", 1))
     await stop_agent(agent, task)
 
-    [msg] = await read_subject(ops_nc, t.ORDERS, "order.rejected.ETH-USD")
+    [msg] = await read_subject(ops_nc, t.ORDERS, "order.rejected.ETH-USD.*")
     assert OrderRejected.model_validate_json(msg.data).reason == "not_marketable"

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from contracts import Identity
 from contracts import subjects as s
 from contracts import topology as t
-from ops.stack import EmbeddedStack
+from ops.stack.embedded import EmbeddedStack
 from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import (
     connect_to,

@@ -5,7 +5,7 @@ submissions it needs (`setup`), then one valid control intent. Each case must en
 or rejected with its named reason (or be refused at publish by the server, naming the limit),
 carry its exact bytes in its dead letter, reach neither the executor nor the ledger, and crash or
 stall no agent. Outcomes are read from the streams with their signatures checked
-(`ops.chaos.OutcomeLog`), so forged headers cannot fake one.
+(`ops.bench.chaos.OutcomeLog`), so forged headers cannot fake one.
 
 Two scenarios run after the corpus: forged `Nats-Msg-Id`s aimed at the ids of later events, and
 an empty submission followed at once by others (a "nil" message must not stall the intake).
@@ -35,7 +35,7 @@ from bus.signing import Verifier
 from contracts import DeadLetter, Identity, derive_event_id
 from contracts import topology as t
 from contracts.base import EVENT_NAMESPACE
-from ops.chaos import OutcomeLog
+from ops.bench.chaos import OutcomeLog
 from tests.integration.stack_helpers import connect_to, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

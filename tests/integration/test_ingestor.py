@@ -9,7 +9,7 @@ import uuid
 import pytest
 from nats.aio.client import Client as NATS
 
-from agents.ingestor import Ingestor
+from agents.ingestor.agent import Ingestor
 from agents.settings import Settings
 from contracts import DeadLetter, Identity, IntentAccepted, MarketTick
 from contracts import topology as t
@@ -46,11 +46,11 @@ async def test_accepted_intent_carries_the_latest_tick_price(
     # Act
     iid = str(uuid.uuid4())
     await client.jetstream().publish("intent.submitted.BTC-USD", submission(iid))
-    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD", 1))
+    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD.*", 1))
     await stop_agent(agent, task)
 
     # Assert
-    [msg] = await read_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD")
+    [msg] = await read_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD.*")
     accepted = IntentAccepted.model_validate_json(msg.data)
     assert str(accepted.intent_id) == iid
     ticks = [
@@ -79,7 +79,7 @@ async def test_same_intent_id_twice_is_one_intent_even_beyond_the_duplicate_wind
     await client.jetstream().publish("intent.submitted.BTC-USD", submission(iid))
     await client.jetstream().publish("intent.submitted.BTC-USD", submission(iid))
     await client.jetstream().publish("intent.submitted.BTC-USD", submission(str(uuid.uuid4())))
-    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD", 2))
+    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD.*", 2))
 
     async def drained() -> bool:
         info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
@@ -91,11 +91,11 @@ async def test_same_intent_id_twice_is_one_intent_even_beyond_the_duplicate_wind
     # Assert: two distinct intents accepted, the repeat silently absorbed.
     accepted = [
         IntentAccepted.model_validate_json(m.data)
-        for m in await read_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD")
+        for m in await read_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD.*")
     ]
     assert len(accepted) == 2
     assert sum(1 for a in accepted if str(a.intent_id) == iid) == 1
-    assert await count_subject(ops_nc, t.DLQ, "dlq.ingestor") == 0
+    assert await count_subject(ops_nc, t.DLQ, "dlq.ingestor.*") == 0
 
 
 @pytest.mark.parametrize(
@@ -121,10 +121,10 @@ async def test_bad_submission_is_dead_lettered_with_its_reason_and_exact_bytes(
     client = await connect_as(Identity.CLIENT)
 
     ack = await client.jetstream().publish(subject, payload)
-    await eventually(lambda: _count(ops_nc, t.DLQ, "dlq.ingestor", 1))
+    await eventually(lambda: _count(ops_nc, t.DLQ, "dlq.ingestor.*", 1))
     await stop_agent(agent, task)
 
-    [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor")
+    [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor.*")
     letter = DeadLetter.model_validate_json(msg.data)
     assert letter.reason == reason
     assert base64.b64decode(letter.original_data_b64) == payload
@@ -141,15 +141,15 @@ async def test_same_intent_id_with_different_content_is_dead_lettered_as_conflic
     iid = str(uuid.uuid4())
 
     await client.jetstream().publish("intent.submitted.BTC-USD", submission(iid))
-    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD", 1))
+    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD.*", 1))
     await client.jetstream().publish("intent.submitted.BTC-USD", submission(iid, quantity="2"))
-    await eventually(lambda: _count(ops_nc, t.DLQ, "dlq.ingestor", 1))
+    await eventually(lambda: _count(ops_nc, t.DLQ, "dlq.ingestor.*", 1))
     await stop_agent(agent, task)
 
-    [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor")
+    [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor.*")
     letter = DeadLetter.model_validate_json(msg.data)
     assert letter.reason == "intent_id_conflict" and str(letter.intent_id) == iid
-    assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD") == 1
+    assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD.*") == 1
 
 
 async def test_submission_without_intent_id_is_accepted_under_the_id_of_its_stream_position(
@@ -162,11 +162,11 @@ async def test_submission_without_intent_id_is_accepted_under_the_id_of_its_stre
 
     # Act
     ack = await client.jetstream().publish("intent.submitted.BTC-USD", submission())
-    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD", 1))
+    await eventually(lambda: _count(ops_nc, t.INTENTS, "intent.accepted.BTC-USD.*", 1))
     await stop_agent(agent, task)
 
     # Assert: the id is uuid5 of the submission's place in SUBMISSIONS, as the audit expects
-    [msg] = await read_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD")
+    [msg] = await read_subject(ops_nc, t.INTENTS, "intent.accepted.BTC-USD.*")
     accepted = IntentAccepted.model_validate_json(msg.data)
     assert ack.stream == t.SUBMISSIONS
     assert accepted.intent_id == uuid.uuid5(EVENT_NAMESPACE, f"SUBMISSIONS:{ack.seq}")

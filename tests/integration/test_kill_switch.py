@@ -32,7 +32,8 @@ from nats.js.api import PubAck
 
 from agents.settings import load_settings
 from bus import Credentials, Signer
-from bus.publisher import INTENT_HEADER, KIND_HEADER
+from bus.headers import INTENT as INTENT_HEADER
+from bus.headers import KIND as KIND_HEADER
 from bus.replay import read_stream
 from contracts import (
     AGENTS,
@@ -47,8 +48,8 @@ from contracts import subjects as s
 from contracts import topology as t
 from ops.bench.killswitch import Probe, StatusPoller, health_urls, measure
 from ops.control import set_trading_state
-from ops.natsd import wait_healthy
-from ops.stack import EmbeddedStack
+from ops.stack.embedded import EmbeddedStack
+from ops.stack.natsd import wait_healthy
 from tests.conftest import free_port
 from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import TERMINAL, connect_to, outcomes, terminal_count

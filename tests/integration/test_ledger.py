@@ -19,26 +19,20 @@ from nats.aio.msg import Msg
 from typer import Typer
 from typer.testing import CliRunner
 
-from agents.ledger import (
-    BookingError,
-    Ledger,
-    LedgerConfigError,
-    Position,
-    cash,
-    migrate,
-    positions,
-    recompute_from_fills,
-    verify_balances,
-    verify_chain,
-)
-from agents.ledger.booking import imbalances
+from agents.common.config import Account
+from agents.ledger.agent import Ledger
+from agents.ledger.booking import Position, imbalances
+from agents.ledger.chain import verify_chain
+from agents.ledger.errors import BookingError, LedgerConfigError
+from agents.ledger.migrations import migrate
+from agents.ledger.queries import cash, positions, recompute_from_fills, verify_balances
 from agents.ledger.store import book_fills, opening_intent_id, seed_accounts
-from agents.settings import Account, Settings
+from agents.settings import Settings
 from bus import Delivery, Emit, Rejected, Transient
 from contracts import Identity, LedgerPosted, OrderFilled
 from contracts import subjects as s
 from contracts import topology as t
-from ops import cli_ledger
+from ops.cli import positions as cli_ledger
 from tests.conftest import ConnectAs, free_port
 from tests.integration.pipeline_helpers import (
     count_subject,

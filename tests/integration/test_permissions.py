@@ -23,18 +23,18 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from prometheus_client import REGISTRY
 
-from agents.ingestor import Ingestor
+from agents.ingestor.agent import Ingestor
 from agents.settings import Settings
 from bus import Credentials, Signer, connect
-from bus.publisher import MSG_ID_HEADER as MSG_ID
+from bus.headers import MSG_ID
 from bus.pull import PIN_ID, PullConsumer
 from bus.replay import read_stream
 from contracts import Identity, IntentAccepted, derive_event_id
 from contracts import subjects as s
 from contracts import topology as t
 from contracts.types import AGENTS
-from ops.certs import CertPaths, init_certs, issue
-from ops.natsd import NatsServer
+from ops.pki.certs import CertPaths, init_certs, issue
+from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, run_agent, stop_agent
 from tests.integration.pipeline_helpers import eventually, intent_payload, read_subject
 
@@ -568,7 +568,7 @@ async def test_client_msg_id_equal_to_a_derived_event_id_does_not_suppress_the_a
 
     # Assert: the intent.accepted, with that very id, is stored in INTENTS
     assert (squat.stream, squat.duplicate) == (t.SUBMISSIONS, None)
-    [msg] = await read_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL")
+    [msg] = await read_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL.*")
     accepted = IntentAccepted.model_validate_json(msg.data)
     assert (accepted.intent_id, str(accepted.event_id)) == (intent_id, event_id)
     assert msg.headers is not None and msg.headers[MSG_ID] == event_id

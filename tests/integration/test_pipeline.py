@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from agents.ledger import cash, positions, recompute_from_fills
+from agents.ledger.queries import cash, positions, recompute_from_fills
 from bus.replay import read_stream
 from contracts import AGENTS, Identity, OrderFilled
 from contracts import topology as t

@@ -26,10 +26,10 @@ from typer.testing import CliRunner, Result
 import nats
 from bus import Credentials, connect
 from contracts import AGENTS, Identity
-from ops.certs import CertPaths, issue
-from ops.cli_certs_revoke import register
-from ops.natsconf import NatsLayout, revoked_file, write_config
-from ops.natsd import NatsServer
+from ops.cli.certs import register
+from ops.pki.certs import CertPaths, issue
+from ops.pki.natsconf import NatsLayout, revoked_file, write_config
+from ops.stack.natsd import NatsServer
 from tests.conftest import free_port
 from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import connect_to, outcomes, running_stack, terminal_count

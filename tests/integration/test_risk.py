@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client as NATS
 
-from agents.risk import MarketHours, RiskGate
-from agents.risk.agent import RebuildFailed
-from agents.settings import Limits, Settings
+from agents.risk.agent import RebuildFailed, RiskGate
+from agents.risk.calendar import MarketHours
+from agents.risk.config import Limits
+from agents.settings import Settings
 from bus import Emit
 from contracts import (
     Analysis,
@@ -33,7 +34,7 @@ from contracts import (
 )
 from contracts import subjects as s
 from contracts import topology as t
-from ops.natsd import NatsServer
+from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, free_port
 from tests.integration.pipeline_helpers import (
     count_subject,

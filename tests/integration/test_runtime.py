@@ -28,7 +28,7 @@ from bus.signing import SignatureStatus, Verifier
 from contracts import DeadLetter, Identity, IntentAccepted, SubmitIntent
 from contracts import topology as t
 from contracts.topology import ConsumerSpec
-from ops.natsd import NatsServer
+from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs
 from tests.integration.pipeline_helpers import (
     accept,
@@ -98,12 +98,12 @@ async def test_transient_failure_is_retried_after_a_delay_and_then_processed_onc
 
     # Act
     runtime, task = await start_runtime(connect_as, certs_dir, one_by_one(flaky))
-    await eventually(lambda: _has(ops_nc, "intent.accepted.AAPL", 1))
+    await eventually(lambda: _has(ops_nc, "intent.accepted.AAPL.*", 1))
     await asyncio.sleep(0.5)  # room for any wrongful second output
     await stop(runtime, task)
 
     # Assert: one output, delivered twice, the retry after the first backoff delay.
-    assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL") == 1
+    assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL.*") == 1
     assert [n for n, _ in seen] == [1, 2]
     assert seen[1][1] - seen[0][1] >= INGESTOR.backoff_s[0] * 0.9
     info = await ops_nc.jetstream().consumer_info(t.SUBMISSIONS, "ingestor")
@@ -125,12 +125,12 @@ async def test_poison_message_lands_in_dead_letter_stream_with_original_bytes_an
 
     # Act
     runtime, task = await start_runtime(connect_as, certs_dir)
-    await eventually(lambda: _has(ops_nc, "dlq.ingestor", 1, t.DLQ))
-    await eventually(lambda: _has(ops_nc, "intent.accepted.AAPL", 1))
+    await eventually(lambda: _has(ops_nc, "dlq.ingestor.*", 1, t.DLQ))
+    await eventually(lambda: _has(ops_nc, "intent.accepted.AAPL.*", 1))
     await stop(runtime, task)
 
     # Assert: the dead letter carries the exact bytes, the reason and the failing fields.
-    [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor")
+    [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor.*")
     letter = DeadLetter.model_validate_json(msg.data)
     assert base64.b64decode(letter.original_data_b64) == poison
     assert letter.reason == "invalid_payload"
@@ -170,18 +170,18 @@ async def test_message_failing_every_delivery_is_dead_lettered_from_the_max_deli
     # Act
     runtime, task = await start_runtime(connect_as, certs_dir, one_by_one(always_failing), spec)
     exhausted_task = asyncio.create_task(exhausted.run())
-    await eventually(lambda: _has(ops_nc, "dlq.ingestor", 1, t.DLQ))
+    await eventually(lambda: _has(ops_nc, "dlq.ingestor.*", 1, t.DLQ))
     await stop(runtime, task)
     exhausted.stop()
     await exhausted_task
 
     # Assert
-    [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor")
+    [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor.*")
     letter = DeadLetter.model_validate_json(msg.data)
     assert letter.reason == "max_deliveries"
     assert letter.delivery_count == 2
     assert base64.b64decode(letter.original_data_b64) == payload
-    assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL") == 0
+    assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL.*") == 0
 
 
 class CrashBeforeAck(ConsumerRuntime[SubmitIntent]):
@@ -223,7 +223,7 @@ async def test_redelivery_after_crash_between_publish_and_ack_produces_no_duplic
     with pytest.raises(asyncio.CancelledError):
         await crashing.run()
     await crash_nc.close()
-    assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.MSFT") == n
+    assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.MSFT.*") == n
     runtime, task = await start_runtime(connect_as, certs_dir, spec=spec)
 
     async def all_acked() -> bool:
@@ -234,7 +234,7 @@ async def test_redelivery_after_crash_between_publish_and_ack_produces_no_duplic
     await stop(runtime, task)
 
     # Assert: every intent accepted exactly once downstream despite two publishes each.
-    counts = accepted_ids(await read_subject(ops_nc, t.INTENTS, "intent.accepted.MSFT"))
+    counts = accepted_ids(await read_subject(ops_nc, t.INTENTS, "intent.accepted.MSFT.*"))
     assert len(counts) == n and set(counts.values()) == {1}
 
 
@@ -255,7 +255,7 @@ async def test_after_nats_server_restart_mid_stream_every_message_is_processed_e
     runtime.batch_size = 100
 
     # Act: restart the server once some but not all messages are through.
-    await eventually(lambda: _has(ops_nc, "intent.accepted.NVDA", 300))
+    await eventually(lambda: _has(ops_nc, "intent.accepted.NVDA.*", 300))
     await nats_server.restart()
 
     async def done() -> bool:
@@ -268,7 +268,7 @@ async def test_after_nats_server_restart_mid_stream_every_message_is_processed_e
     await stop(runtime, task)
 
     # Assert: the output holds each intent exactly once; nothing lost, nothing doubled.
-    counts = accepted_ids(await read_subject(ops_nc, t.INTENTS, "intent.accepted.NVDA"))
+    counts = accepted_ids(await read_subject(ops_nc, t.INTENTS, "intent.accepted.NVDA.*"))
     expected = {json.loads(p)["intent_id"] for p in payloads}
     assert set(counts) == expected
     assert set(counts.values()) == {1}

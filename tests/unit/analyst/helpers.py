@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from agents.analyst import ReviewCase, case_for
+from agents.analyst.case import ReviewCase, case_for
 from agents.settings import Settings
 from contracts import Identity, IntentAccepted, TradeIntent, TradingState
 from knowledge import DEFAULT_DOCS_DIR, Hit, load_passages

@@ -7,17 +7,20 @@ from typing import Any
 
 import pytest
 
-from agents.analyst import Analyst, AnalystEngine
-from agents.settings import AnalystSettings, Settings
+from agents.analyst.agent import Analyst
+from agents.analyst.config import AnalystSettings
+from agents.analyst.engine import AnalystEngine
+from agents.settings import Settings
 from bus import Delivery, Emit, Rejected, Transient
 from contracts import Identity, IntentAccepted, IntentAnalyzed, derive_event_id
+from contracts import subjects as s
 from knowledge import DEFAULT_DOCS_DIR, KnowledgeIndex
 from tests.unit.analyst.helpers import INJECTION, accepted
 from tests.unit.knowledge.fakes import HashEncoder
 
 
 def delivery(event: IntentAccepted, subject: str | None = None) -> Delivery[IntentAccepted]:
-    subject = subject or f"intent.accepted.{event.intent.symbol}"
+    subject = subject or s.intent_event(s.INTENT_ACCEPTED, event.intent.symbol, event.intent_id)
     msg: Any = None
     return Delivery(event, subject, stream_seq=1, num_delivered=1, msg=msg)
 
@@ -47,7 +50,9 @@ async def test_batch_emits_one_analyzed_event_per_intent_and_dead_letters_a_mism
         [
             delivery(ordinary),
             delivery(injected),
-            delivery(misrouted, subject="intent.accepted.MSFT"),
+            delivery(
+                misrouted, subject=s.intent_event(s.INTENT_ACCEPTED, "MSFT", misrouted.intent_id)
+            ),
         ]
     )
 
@@ -57,7 +62,7 @@ async def test_batch_emits_one_analyzed_event_per_intent_and_dead_letters_a_mism
     assert isinstance(first, list) and isinstance(second, list)
     (emit,) = first
     assert isinstance(emit, Emit) and isinstance(emit.event, IntentAnalyzed)
-    assert emit.subject == "intent.analyzed.AAPL"
+    assert emit.subject == s.intent_event(s.INTENT_ANALYZED, "AAPL", ordinary.intent_id)
     assert emit.event.event_id == derive_event_id(ordinary.intent_id, "intent.analyzed")
     assert emit.event.causation_id == ordinary.event_id
     assert emit.event.producer is Identity.ANALYST

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from agents.analyst import retrieval_queries
+from agents.analyst.case import retrieval_queries
 from contracts import TradingState
 from tests.unit.analyst.helpers import ORDINARY_RATIONALE, make_case
 

@@ -12,11 +12,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from prometheus_client import REGISTRY
 
-from agents.analyst import AnalystEngine, OfflineReviewer, ReviewCase
+from agents.analyst.case import ReviewCase
+from agents.analyst.config import AnalystSettings
+from agents.analyst.engine import AnalystEngine
 from agents.analyst.graph import AnalystContext, graph, merge_hits
 from agents.analyst.health import ProviderHealth
 from agents.analyst.prompt import parse_review_prompt
-from agents.settings import AnalystSettings
+from agents.analyst.reviewer import OfflineReviewer
 from contracts import Recommendation, TradingState
 from knowledge import DEFAULT_DOCS_DIR, KnowledgeIndex
 from tests.unit.analyst.helpers import INJECTION, hits, make_case

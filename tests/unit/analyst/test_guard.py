@@ -9,8 +9,9 @@ import openai
 import pytest
 from langchain_core.messages import AIMessage
 
-from agents.analyst import OFFLINE_MODEL, OfflineReviewer, ReviewCase, Skipped, judge
-from agents.analyst.guard import Draft, Judgement
+from agents.analyst.case import ReviewCase
+from agents.analyst.guard import Draft, Judgement, Skipped, judge
+from agents.analyst.reviewer import OFFLINE_MODEL, OfflineReviewer
 from contracts import Recommendation
 from tests.unit.analyst.helpers import (
     APPROVE_REF,

@@ -6,8 +6,10 @@ import pytest
 from langchain_core.runnables import RunnableBinding
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
-from agents.analyst import AnalystConfigError, OfflineReviewer, build_chat_model
-from agents.settings import AnalystSettings, Provider
+from agents.analyst.config import AnalystSettings, Provider
+from agents.analyst.errors import AnalystConfigError
+from agents.analyst.providers import build_chat_model
+from agents.analyst.reviewer import OfflineReviewer
 
 
 def test_offline_is_the_default_and_the_deterministic_reviewer() -> None:

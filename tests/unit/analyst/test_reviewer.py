@@ -7,9 +7,10 @@ import json
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from agents.analyst import OfflineReviewer, ReviewOutput, parse_output
 from agents.analyst.errors import ReviewPromptError
+from agents.analyst.output import ReviewOutput, parse_output
 from agents.analyst.prompt import SYSTEM_PROMPT, parse_review_prompt, render_messages
+from agents.analyst.reviewer import OfflineReviewer
 from contracts import Recommendation, TradingState
 from tests.unit.analyst.helpers import (
     APPROVE_REF,

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from agents.ledger import BookingError, Position, book_fill
-from agents.ledger.booking import MONEY_PLACES, imbalances, opening_lines
+from agents.ledger.booking import MONEY_PLACES, Position, book_fill, imbalances, opening_lines
+from agents.ledger.errors import BookingError
 from contracts import JournalLine
 from tests.unit.ledger.factory import make_fill
 

@@ -6,9 +6,15 @@ import dataclasses
 import uuid
 from decimal import Decimal
 
-from agents.ledger import GENESIS_HASH, ChainEntry, verify_entries
 from agents.ledger.booking import book_fill
-from agents.ledger.chain import canonical_amount, canonical_posting, entry_hash
+from agents.ledger.chain import (
+    GENESIS_HASH,
+    ChainEntry,
+    canonical_amount,
+    canonical_posting,
+    entry_hash,
+    verify_entries,
+)
 from contracts import JournalLine
 from tests.unit.ledger.factory import make_fill
 

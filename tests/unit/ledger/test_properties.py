@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.ledger import Position, book_fill, recompute_from_fills
-from agents.ledger.booking import AccountKind, imbalances, split_ledger_account
+from agents.ledger.booking import AccountKind, Position, book_fill, imbalances, split_ledger_account
+from agents.ledger.queries import recompute_from_fills
 from contracts import JournalLine, OrderFilled, Side
 from tests.unit.ledger.factory import make_fill
 

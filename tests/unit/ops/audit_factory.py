@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import count
 
-from agents.ledger import GENESIS_HASH, book_fill
-from agents.ledger.chain import entry_hash
+from agents.ledger.booking import book_fill
+from agents.ledger.chain import GENESIS_HASH, entry_hash
 from bus.deadletter import dead_letter
 from bus.replay import StoredMsg
 from contracts import (

@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from agents.ledger import ChainEntry, Position, book_fill
-from agents.ledger.booking import opening_lines
-from agents.ledger.chain import GENESIS_HASH, entry_hash
+from agents.ledger.booking import Position, book_fill, opening_lines
+from agents.ledger.chain import GENESIS_HASH, ChainEntry, entry_hash
 from contracts import Identity, JournalLine, LedgerPosted, OrderFilled
 from ops.audit.facts import Fact
 from ops.audit.ledger import JournalRow, LedgerSnapshot, check_balances, check_postings

@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bus.signing import SignatureStatus, Signer, Verifier
 from contracts import Identity
+from contracts.kinds import owners_of, subject_matches
 from ops.audit.cache import VerifiedCache
-from ops.audit.policy import Provenance, owners_of, provenance_problem, subject_matches
+from ops.audit.policy import Provenance, provenance_problem
 from ops.audit.report import AuditReport, Check
 from ops.audit.signatures import SignatureChecker
 from ops.audit.window import ReplayWindow, parse_time
@@ -21,10 +22,10 @@ VALID = SignatureStatus.VALID
 
 
 def test_subjects_are_owned_as_the_topology_says() -> None:
-    assert owners_of("order.filled.AAPL") == {Identity.EXECUTOR}
+    assert owners_of("order.filled.AAPL.i-1") == {Identity.EXECUTOR}
     assert owners_of("intent.submitted.BTC-USD") == {Identity.CLIENT}
-    assert owners_of("dlq.ledger") == {Identity.LEDGER}
-    assert owners_of("dlq.retried") == {Identity.OPS}
+    assert owners_of("dlq.ledger.i-1") == {Identity.LEDGER}
+    assert owners_of("dlq.retried.i-1") == {Identity.OPS}
     assert owners_of("control.kill") == {Identity.OPS}
     assert owners_of("nobody.home") == frozenset()
     assert subject_matches("a.>", "a.b.c") and not subject_matches("a.*", "a.b.c")
@@ -32,28 +33,28 @@ def test_subjects_are_owned_as_the_topology_says() -> None:
 
 def test_unsigned_submission_is_trusted_but_unsigned_fill_is_not() -> None:
     assert provenance_problem(Provenance("intent.submitted.AAPL", None, None, None)) is None
-    problem = provenance_problem(Provenance("order.filled.AAPL", None, None, None))
+    problem = provenance_problem(Provenance("order.filled.AAPL.i-1", None, None, None))
     assert problem is not None and problem.startswith("missing signature")
 
 
 def test_invalid_signature_is_named() -> None:
     problem = provenance_problem(
-        Provenance("order.filled.AAPL", SignatureStatus.INVALID, "executor", "executor")
+        Provenance("order.filled.AAPL.i-1", SignatureStatus.INVALID, "executor", "executor")
     )
     assert problem is not None and "signature invalid" in problem
 
 
 def test_signer_must_publish_the_subject_and_be_the_producer() -> None:
     wrong_subject = provenance_problem(
-        Provenance("risk.approved.AAPL", VALID, "analyst", "analyst")
+        Provenance("risk.approved.AAPL.i-1", VALID, "analyst", "analyst")
     )
-    assert wrong_subject == "signed by analyst, but risk.approved.AAPL is published by risk"
-    wrong_producer = provenance_problem(Provenance("risk.approved.AAPL", VALID, "risk", "ledger"))
+    assert wrong_subject == "signed by analyst, but risk.approved.AAPL.i-1 is published by risk"
+    wrong_producer = provenance_problem(Provenance("risk.approved.AAPL.i-1", VALID, "risk", "ledger"))
     assert wrong_producer is not None and "producer field says 'ledger'" in wrong_producer
 
 
 def test_ops_repair_is_trusted_only_when_a_retry_record_vouches() -> None:
-    repair = Provenance("order.filled.AAPL", VALID, "ops", "executor")
+    repair = Provenance("order.filled.AAPL.i-1", VALID, "ops", "executor")
     assert provenance_problem(repair) is not None
     assert provenance_problem(Provenance(**{**repair.__dict__, "vouched": True})) is None
 
@@ -84,7 +85,7 @@ async def test_checker_verifies_each_and_a_second_audit_takes_them_from_the_cach
 ) -> None:
     signer, certs = keys
     cache_file = certs / "cache.bin"
-    messages = [(f"order.filled.S{i}", b'{"n": %d}' % i) for i in range(5)]
+    messages = [(f"order.filled.S{i}.i-{i}", b'{"n": %d}' % i) for i in range(5)]
 
     async def audit(tamper: bool = False) -> SignatureChecker:
         checker = SignatureChecker(

@@ -18,8 +18,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from agents.settings import Settings
 from contracts import AGENTS, Identity
-from ops.certs import CLUSTER_HOSTNAMES, ROUTE, SERVER, init_certs
-from ops.natsconf import REFERENCE_CERTS, REFERENCE_CLUSTER, REFERENCE_STORE, render_cluster_node
+from ops.pki.certs import CLUSTER_HOSTNAMES, ROUTE, SERVER, init_certs
+from ops.pki.natsconf import (
+    REFERENCE_CERTS,
+    REFERENCE_CLUSTER,
+    REFERENCE_STORE,
+    render_cluster_node,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CERTS_IN_AGENT = PurePosixPath("/data/certs")

@@ -9,18 +9,15 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bus.deadletter import dead_letter
-from bus.signing import SIGNATURE_HEADER, SIGNER_HEADER, Signer, Verifier
+from bus.headers import DLQ_RETRY as RETRY_HEADER
+from bus.headers import SIGNATURE as SIGNATURE_HEADER
+from bus.headers import SIGNER as SIGNER_HEADER
+from bus.signing import Signer, Verifier
 from contracts import DeadLetter, Identity
+from contracts.records import DeadLettersPurged, PurgedLetter
 from ops.audit.chains import evaluate
 from ops.audit.facts import fact_of, purged_letters
-from ops.dlq import (
-    PURGED_SUBJECT,
-    RETRY_HEADER,
-    DeadLettersPurged,
-    PurgedLetter,
-    is_dead_letter_subject,
-    retry_headers,
-)
+from ops.dlq import PURGED_SUBJECT, is_dead_letter_subject, retry_headers
 from tests.unit.ops.audit_factory import Chain, Streams
 
 OPS_KEY = Ed25519PrivateKey.generate()

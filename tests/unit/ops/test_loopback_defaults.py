@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.settings import Settings
-from ops.certs import CertPaths
-from ops.natsconf import NatsLayout, render_single_node
+from ops.pki.certs import CertPaths
+from ops.pki.natsconf import NatsLayout, render_single_node
 
 
 def test_agent_health_endpoints_bind_loopback_by_default() -> None:

@@ -22,13 +22,14 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
 import agents.analyst.metrics
-import agents.ingestor
-import agents.lag
-import agents.latency
-import agents.risk.agent
+import agents.common.lag
+import agents.executor.metrics
+import agents.ingestor.metrics
+import agents.ledger.metrics
+import agents.risk.metrics
 import bus.metrics
-from agents.lag import LagSampler, track_lag
-from agents.latency import FILLED_TO_POSTED, observe_postings
+from agents.common.lag import LagSampler, track_lag
+from agents.ledger.metrics import FILLED_TO_POSTED, observe_postings
 from agents.settings import Settings
 from contracts import AGENTS, Identity, LedgerPosted, OrderFilled
 from contracts import topology as t
@@ -43,10 +44,11 @@ AGENTS_JOB = "tradeops-agents"
 METRIC_MODULES: tuple[ModuleType, ...] = (
     bus.metrics,
     agents.analyst.metrics,
-    agents.ingestor,
-    agents.risk.agent,
-    agents.lag,
-    agents.latency,
+    agents.ingestor.metrics,
+    agents.risk.metrics,
+    agents.executor.metrics,
+    agents.common.lag,
+    agents.ledger.metrics,
 )
 SUFFIXES = {
     "counter": ("_total",),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ops.natsconf import REFERENCE_LAYOUT, render_single_node
+from ops.pki.natsconf import REFERENCE_LAYOUT, render_single_node
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from agents.common.config import Instrument
 from agents.risk.checks import CheckContext
+from agents.risk.config import Limits
 from agents.risk.exposure import ExposureView
-from agents.settings import Instrument, Limits
 from contracts import (
     Analysis,
     Identity,

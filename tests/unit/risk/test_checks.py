@@ -11,7 +11,7 @@ import pytest
 
 from agents.risk import checks as c
 from agents.risk.checks import CHECKS, CheckContext, Verdict, explain, run_checks
-from agents.settings import Limits
+from agents.risk.config import Limits
 from contracts import Recommendation, RiskReason, Side, TradingState
 from tests.unit.risk.factories import NOW, analysis, context, intent, view
 

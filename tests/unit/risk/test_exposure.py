@@ -6,8 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from agents.risk.checks import evaluate
+from agents.risk.config import Limits
 from agents.risk.exposure import Exposure, Line
-from agents.settings import Limits
 from contracts import RiskReason, Side, TradingState
 from tests.unit.risk.factories import (
     AAPL,

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from agents.risk import MarketHours, RiskGate
-from agents.settings import Limits, Settings
+from agents.risk.agent import RiskGate
+from agents.risk.calendar import MarketHours
+from agents.risk.config import Limits
+from agents.settings import Settings
 from bus import Rejected
 from contracts import RiskApproved, RiskReason, RiskRejected
 from contracts import subjects as s
@@ -35,10 +37,10 @@ def test_aapl_on_a_saturday_is_rejected_market_closed_on_risk_rejected(tmp_path:
     before = counted("tradeops_risk_rejections_total", reason="market_closed")
 
     # Act
-    [emit] = risk.decide(event, s.of(s.INTENT_ANALYZED, "AAPL"))
+    [emit] = risk.decide(event, s.intent_event(s.INTENT_ANALYZED, "AAPL", event.intent_id))
 
     # Assert
-    assert emit.subject == "risk.rejected.AAPL"
+    assert emit.subject == s.intent_event(s.RISK_REJECTED, "AAPL", event.intent_id)
     assert isinstance(emit.event, RiskRejected)
     assert emit.event.reasons == (RiskReason.MARKET_CLOSED,)
     assert emit.event.detail == "market_closed: AAPL's market (XNYS) is closed"
@@ -54,10 +56,10 @@ def test_btc_on_a_saturday_is_approved_at_the_gate_tick(tmp_path: Path) -> None:
     before = counted("tradeops_risk_decisions_total", decision="approved")
 
     # Act
-    [emit] = risk.decide(event, s.of(s.INTENT_ANALYZED, "BTC-USD"))
+    [emit] = risk.decide(event, s.intent_event(s.INTENT_ANALYZED, "BTC-USD", event.intent_id))
 
     # Assert
-    assert emit.subject == "risk.approved.BTC-USD"
+    assert emit.subject == s.intent_event(s.RISK_APPROVED, "BTC-USD", event.intent_id)
     assert isinstance(emit.event, RiskApproved)
     assert (emit.event.reference_price, emit.event.notional_usd) == (Decimal(65000), Decimal(32500))
     assert risk.exposure.line("paper-1", "BTC-USD").pending_buy == Decimal("0.5")
@@ -69,8 +71,8 @@ def test_redelivered_intent_gets_the_same_decision_and_counts_once(tmp_path: Pat
     risk.exposure.mark("BTC-USD", Decimal("65000"), SATURDAY)
     event = analyzed(intent("2", symbol="BTC-USD"), price=None, price_ts=None, ts=SATURDAY)
 
-    first = risk.decide(event, "intent.analyzed.BTC-USD")
-    second = risk.decide(event, "intent.analyzed.BTC-USD")
+    first = risk.decide(event, s.intent_event(s.INTENT_ANALYZED, "BTC-USD", event.intent_id))
+    second = risk.decide(event, s.intent_event(s.INTENT_ANALYZED, "BTC-USD", event.intent_id))
 
     assert first == second
     assert risk.exposure.line("paper-1", "BTC-USD").pending_buy == Decimal(2)
@@ -78,15 +80,16 @@ def test_redelivered_intent_gets_the_same_decision_and_counts_once(tmp_path: Pat
 
 def test_intent_on_another_symbols_subject_is_dead_lettered(tmp_path: Path) -> None:
     risk = gate(tmp_path)
+    event = analyzed(intent("1"))
     with pytest.raises(Rejected, match="subject_mismatch"):
-        risk.decide(analyzed(intent("1")), "intent.analyzed.MSFT")
+        risk.decide(event, s.intent_event(s.INTENT_ANALYZED, "MSFT", event.intent_id))
 
 
 def test_unknown_symbol_is_rejected_symbol_not_allowed_without_a_calendar(tmp_path: Path) -> None:
     risk = gate(tmp_path)
     event = analyzed(intent("1", symbol="TSLA"), price=Decimal(200), price_ts=SATURDAY)
 
-    [emit] = risk.decide(event, "intent.analyzed.TSLA")
+    [emit] = risk.decide(event, s.intent_event(s.INTENT_ANALYZED, "TSLA", event.intent_id))
 
     assert isinstance(emit.event, RiskRejected)
     assert emit.event.reasons == (RiskReason.SYMBOL_NOT_ALLOWED,)

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.risk.checks import evaluate
+from agents.risk.config import Limits
 from agents.risk.exposure import Exposure
-from agents.settings import Limits
 from contracts import OrderFilled, OrderRejected, RiskApproved, Side, TradeIntent, TradingState
 from tests.unit.risk.factories import (
     AAPL,

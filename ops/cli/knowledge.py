@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from knowledge import DEFAULT_DOCS_DIR, KnowledgeIndex, default_cache_dir
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
 
 DocsDir = Annotated[
     Path,

@@ -12,38 +12,10 @@ import typer
 from agents.settings import load_settings
 from bus import Verifier
 from contracts import Identity, OrderType, Side, SubmitIntent
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
+from ops.audit.trail import IntentTrail, NotAnIntentId, find_trail
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.cli.render import render_trail
 from ops.client import connected, submit, wait_outcome
-from ops.trail import Trail, find_trail
-
-
-def render_trail(trail: Trail) -> str:
-    lines = [
-        f"intent {trail.intent_id}: {trail.outcome}"
-        + (f" ({', '.join(trail.reasons)})" if trail.reasons else "")
-    ]
-    for e in trail.events:
-        extra = ""
-        if e.kind == "intent.analyzed":
-            a = e.body.get("analysis", {})
-            cites = ", ".join(f"{c['source']}#{c['section']}" for c in a.get("citations", []))
-            extra = (
-                f" {a.get('recommendation')} ({a.get('confidence')})"
-                + (" degraded" if a.get("degraded") else "")
-                + (" injection-flagged" if a.get("injection_flagged") else "")
-                + (f" cites {cites}" if cites else "")
-            )
-        elif e.kind == "order.filled":
-            b = e.body
-            extra = f" {b.get('fill_quantity')} @ {b.get('fill_price')} fee {b.get('fee')}"
-        elif e.kind in ("risk.rejected", "order.rejected", "dead_letter"):
-            why = e.body.get("reasons") or e.body.get("reason")
-            extra = f" {why}: {e.body.get('detail') or e.body.get('error', '')}"
-        lines.append(
-            f"  {e.stored_at:%H:%M:%S.%f} {e.kind:<16} by {e.producer:<9} "
-            f"[{e.signature}] {e.subject}{extra}"
-        )
-    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:
@@ -87,7 +59,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         settings = load_settings(data_dir)
 
-        async def go() -> Trail | uuid.UUID:
+        async def go() -> IntentTrail | uuid.UUID:
             async with connected(settings, Identity.CLIENT) as nc:
                 iid = await submit(nc, intent)
             typer.echo(str(iid))
@@ -97,7 +69,7 @@ def register(app: typer.Typer) -> None:
                 return await wait_outcome(ops, iid, settings.certs_dir, timeout_s)
 
         result = asyncio.run(go())
-        if isinstance(result, Trail):
+        if isinstance(result, IntentTrail):
             typer.echo(render_trail(result))
             if not result.terminal:
                 raise typer.Exit(4)
@@ -111,13 +83,17 @@ def register(app: typer.Typer) -> None:
         """Every event of one intent with timestamps, producer, signature and outcome."""
         settings = load_settings(data_dir)
 
-        async def go() -> Trail:
+        async def go() -> IntentTrail:
             async with connected(settings, Identity.OPS) as ops:
                 return await find_trail(ops, intent_id, Verifier.from_dir(settings.certs_dir))
 
-        trail = asyncio.run(go())
+        try:
+            trail = asyncio.run(go())
+        except NotAnIntentId as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(
-            json.dumps(trail.as_dict(), indent=2, default=str) if as_json else render_trail(trail)
+            json.dumps(trail.to_json(), indent=2, default=str) if as_json else render_trail(trail)
         )
-        if not trail.events:
+        if not trail.entries:
             raise typer.Exit(3)

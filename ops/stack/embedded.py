@@ -18,10 +18,10 @@ from agents.registry import available_agents
 from agents.settings import Settings
 from bus import Credentials, connect, provision
 from contracts import Identity
-from ops.certs import CertPaths, init_certs
-from ops.natsconf import NatsLayout, write_config
-from ops.natsd import nats_server_binary, wait_healthy
-from ops.supervisor import Supervised
+from ops.pki.certs import CertPaths, init_certs
+from ops.pki.natsconf import NatsLayout, write_config
+from ops.stack.natsd import nats_server_binary, wait_healthy
+from ops.stack.supervisor import Supervised
 
 log = logging.getLogger("tradeops.stack")
 

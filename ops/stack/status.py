@@ -13,7 +13,7 @@ from agents.settings import Settings
 from bus import Credentials, connect
 from bus.trading_state import latest_control
 from contracts import Identity, TradingState, TradingStateChanged
-from ops.stack import state_file
+from ops.stack.embedded import state_file
 
 
 def pid_alive(pid: int | None) -> bool:

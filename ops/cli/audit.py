@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Annotated
 
 import asyncpg
@@ -24,17 +23,17 @@ from bus import Verifier
 from ops.audit import (
     AuditOptions,
     AuditReport,
-    IntentAudit,
     Parallelism,
     Progress,
     ReplayWindow,
-    audit_trail,
     parse_time,
     run_audit,
 )
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
-from ops.cli_dlq import Unreachable, ops_connection
-from ops.cli_ledger import redact, resolve_database_url
+from ops.audit.trail import IntentTrail, NotAnIntentId, canonical_intent_id, find_trail
+from ops.cli.dlq import Unreachable, ops_connection
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.cli.positions import redact, resolve_database_url
+from ops.cli.render import render_audit
 
 CACHE_FILE = "verified-signatures.bin"
 
@@ -86,16 +85,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Every event of one intent in order: producer, signature, time since submission."""
         try:
-            wanted = uuid.UUID(intent_id)
-        except ValueError:
-            typer.echo(f"{intent_id!r} is not an intent id (a UUID)", err=True)
+            wanted = canonical_intent_id(intent_id)
+        except NotAnIntentId as exc:
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         settings = load_settings(data_dir)
         verifier = Verifier.from_dir(settings.certs_dir)
 
-        async def go() -> IntentAudit:
+        async def go() -> IntentTrail:
             async with ops_connection(settings) as nc:
-                return await audit_trail(nc, wanted, verifier)
+                return await find_trail(nc, wanted, verifier)
 
         try:
             found = asyncio.run(go())
@@ -103,11 +102,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
         typer.echo(
-            json.dumps(found.to_json(), indent=2, default=str) if as_json else found.render()
+            json.dumps(found.to_json(), indent=2, default=str) if as_json else render_audit(found)
         )
         if not found.entries:
             raise typer.Exit(3)
-        if found.verdict is not None and found.verdict.problems:
+        if found.problems:
             raise typer.Exit(1)
 
     @audit_app.command("verify")

@@ -24,11 +24,11 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from prometheus_client import Counter
 
 from agents.base import Agent, Worker
-from agents.feed import quotes, tick_of
-from agents.prices import PriceBook
+from agents.common.prices import PriceBook
+from agents.ingestor.feed import quotes, tick_of
+from agents.ingestor.metrics import DEDUPLICATED
 from bus import Delivery, Emit, Outcome, Rejected
 from contracts import (
     MAX_INTENT_BYTES,
@@ -40,13 +40,9 @@ from contracts import (
 )
 from contracts import subjects as s
 from contracts import topology as t
-from contracts.base import EVENT_NAMESPACE
+from contracts.base import assigned_intent_id
 
 log = logging.getLogger("tradeops.ingestor")
-
-DEDUPLICATED = Counter(
-    "tradeops_intents_deduplicated_total", "Submissions recognised as an already-seen intent."
-)
 
 
 def decode_submission(msg: Msg) -> SubmitIntent:
@@ -98,7 +94,7 @@ class Ingestor(Agent):
             raise Rejected("unknown_symbol", f"{submitted.symbol} is not traded here ({known})")
         if self.settings.account(submitted.account) is None:
             raise Rejected("unknown_account", f"account {submitted.account!r} does not exist")
-        assigned = uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{item.stream_seq}")
+        assigned = assigned_intent_id(item.stream_seq)
         intent = TradeIntent.from_submission(submitted, assigned)
         if not await self._claim(intent.intent_id, content_hash(submitted), item.stream_seq):
             DEDUPLICATED.inc()
@@ -111,8 +107,9 @@ class Ingestor(Agent):
             intent=intent,
             reference_price=tick.price if tick else None,
             reference_price_ts=tick.observed_at if tick else None,
+            submission_seq=item.stream_seq,
         )
-        return [Emit(s.of(s.INTENT_ACCEPTED, intent.symbol), event)]
+        return [Emit(s.intent_event(s.INTENT_ACCEPTED, intent.symbol, intent.intent_id), event)]
 
     async def _claim(self, intent_id: uuid.UUID, digest: str, stream_seq: int) -> bool:
         """Claim the id; True if this submission owns it (first seen, or its own redelivery)."""

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import typer
 
-from agents.ledger import cash, positions
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
-from ops.stack import state_file
+from agents.ledger.queries import cash, positions
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.stack.embedded import state_file
 
 CONNECT_TIMEOUT_S = 5.0
 

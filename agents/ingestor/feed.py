@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
-from agents.settings import Feed, FeedMode, Instrument
+from agents.common.config import Instrument
+from agents.ingestor.config import Feed, FeedMode
 from contracts import Identity, MarketTick
 
 CENT = Decimal("0.01")

@@ -25,11 +25,11 @@ from cryptography import x509
 
 from agents.settings import load_settings
 from contracts import Identity
-from ops.certs import ROUTE, SERVER, CertPaths, subject_dn
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
-from ops.natsconf import read_revoked, revoked_file, write_config
-from ops.stack import nats_layout, state_file
-from ops.status import pid_alive
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.pki.certs import ROUTE, SERVER, CertPaths, subject_dn
+from ops.pki.natsconf import read_revoked, revoked_file, write_config
+from ops.stack.embedded import nats_layout, state_file
+from ops.stack.status import pid_alive
 
 RELOAD_TIMEOUT_S = 10.0
 NOT_IDENTITIES = {SERVER, ROUTE, "ca"}

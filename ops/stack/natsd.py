@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-from ops.certs import CertPaths, init_certs
-from ops.natsconf import NatsLayout, write_config
+from ops.pki.certs import CertPaths, init_certs
+from ops.pki.natsconf import NatsLayout, write_config
 
 
 def nats_server_binary() -> Path:

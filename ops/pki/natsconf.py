@@ -15,7 +15,7 @@ from typing import Literal
 from contracts import Identity
 from contracts.permissions import Grant, grants
 from contracts.subjects import inbox_prefix
-from ops.certs import ROUTE, SERVER, CertPaths, subject_dn
+from ops.pki.certs import ROUTE, SERVER, CertPaths, subject_dn
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from nats.js.errors import Error as JetStreamError
 from agents.settings import Settings, load_settings
 from bus import Credentials, ProvisionReport, connect, provision
 from contracts import Identity
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
 
 log = logging.getLogger("tradeops.provision")
 

@@ -18,9 +18,9 @@ import typer
 from agents.registry import build_agent
 from agents.settings import Settings, load_settings
 from contracts import Identity
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
-from ops.stack import EmbeddedStack, pid_file, state_file
-from ops.status import collect_status, pid_alive, render_status
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.stack.embedded import EmbeddedStack, pid_file, state_file
+from ops.stack.status import collect_status, pid_alive, render_status
 
 
 def _settings(data_dir: Path, database_url: str | None = None) -> Settings:

@@ -31,19 +31,19 @@ from nats.js import JetStreamContext
 from bus.replay import StoredMsg, read_stream
 from bus.signing import SignatureStatus, Verifier
 from contracts import AGENTS, DeadLetter, OrderFilled
-from contracts import topology as t
-from ops.natsd import wait_healthy
-from ops.stack import EmbeddedStack, http_ok
+from contracts.kinds import (
+    DEAD_LETTER,
+    PIPELINE_KINDS,
+    TERMINAL,
+    TRAIL_STREAMS,
+    kind_of,
+    owners_of,
+    unsigned_allowed,
+)
+from ops.stack.embedded import EmbeddedStack, http_ok
+from ops.stack.natsd import wait_healthy
 
 SCALE_ENV = "TRADEOPS_CHAOS_SCALE"
-TERMINAL = ("risk.rejected", "order.rejected", "ledger.posted", "dead_letter")
-_OWNERS = {
-    "intent.accepted": "ingestor",
-    "intent.analyzed": "analyst",
-    "risk": "risk",
-    "order": "executor",
-    "ledger": "ledger",
-}
 STARTING_CASH = {"paper-1": "1000000000"}
 PRICES = {"BTC-USD": "65000", "ETH-USD": "3200"}
 _OPEN_TOML = """
@@ -186,20 +186,12 @@ async def submit_paced(
 # -- what the streams say --------------------------------------------------------------------------
 
 
-def owner_of(subject: str) -> str | None:
-    """Return the identity that alone may publish on `subject` (None for client input)."""
-    tokens = subject.split(".")
-    if tokens[0] == "dlq":
-        return tokens[1] if len(tokens) == 2 else None
-    return _OWNERS.get(".".join(tokens[:2])) or _OWNERS.get(tokens[0])
-
-
 @dataclass
 class OutcomeLog:
     """Every intent's signed events by kind, read incrementally from the outcome streams."""
 
     verifier: Verifier
-    streams: tuple[str, ...] = (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ)
+    streams: tuple[str, ...] = TRAIL_STREAMS
     kinds: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     reasons: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -218,23 +210,23 @@ class OutcomeLog:
         return sum(self.kinds[intent_id][k] for k in TERMINAL)
 
     def _record(self, msg: StoredMsg) -> None:
-        owner = owner_of(msg.subject)
-        if owner is None:
+        if unsigned_allowed(msg.subject):
             return  # client input (`intent.submitted.*`): unsigned by design
         status, signer = self.verifier.check(msg.subject, msg.data, msg.headers)
-        if status is not SignatureStatus.VALID or signer != owner:
+        if status is not SignatureStatus.VALID or signer not in owners_of(msg.subject):
             self.unverified.append(f"{msg.stream}#{msg.seq} {msg.subject}: {status} by {signer}")
             return
-        head = msg.subject.split(".", 1)[0]
-        if head == "dlq":
+        kind = kind_of(msg.subject)
+        if kind == DEAD_LETTER:
             letter = DeadLetter.model_validate_json(msg.data)
             self.dead_letters.append(letter)
             key = str(letter.intent_id or f"{letter.stream}#{letter.stream_seq}")
             self.kinds[key]["dead_letter"] += 1
             self.reasons[key].append(letter.reason)
             return
+        if kind not in PIPELINE_KINDS:
+            return  # the operator's own records
         body: dict[str, Any] = json.loads(msg.data)
-        kind = ".".join(msg.subject.split(".")[:2])
         key = str(body["intent_id"])
         self.kinds[key][kind] += 1
         if kind == "risk.rejected":

@@ -12,7 +12,7 @@ from rich.console import Console
 from agents.settings import load_settings
 from bus import Credentials, Signer
 from contracts import Identity, TradingState
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
 from ops.client import connected
 from ops.control import set_trading_state
 from ops.demo import PositionsRenderer, run_demo

@@ -18,7 +18,7 @@ from agents.settings import Settings, load_settings
 from bus import Credentials, Signer, Verifier, connect
 from contracts import Identity
 from ops.audit.window import parse_time
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
 from ops.client import stack_nats_url
 from ops.dlq import (
     DlqError,

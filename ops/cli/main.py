@@ -9,20 +9,20 @@ from typing import Annotated
 import typer
 
 from contracts.schema import export_schemas
-from ops.certs import init_certs
-from ops.cli_audit import register as register_audit
-from ops.cli_certs_revoke import register as register_certs_revoke
-from ops.cli_common import DEFAULT_DATA_DIR, DataDir
-from ops.cli_control import register as register_control
-from ops.cli_dlq import register as register_dlq
-from ops.cli_intent import register as register_intent
-from ops.cli_knowledge import register as register_knowledge
-from ops.cli_ledger import read_ledger, render
-from ops.cli_ledger import register as register_ledger
-from ops.cli_provision import register as register_provision
-from ops.cli_stack import register as register_stack
+from ops.cli.audit import register as register_audit
+from ops.cli.certs import register as register_certs_revoke
+from ops.cli.control import register as register_control
+from ops.cli.dlq import register as register_dlq
+from ops.cli.intent import register as register_intent
+from ops.cli.knowledge import register as register_knowledge
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.cli.positions import read_ledger, render
+from ops.cli.positions import register as register_ledger
+from ops.cli.provision import register as register_provision
+from ops.cli.stack import register as register_stack
 from ops.client import StackUnavailable
-from ops.natsconf import (
+from ops.pki.certs import init_certs
+from ops.pki.natsconf import (
     REFERENCE_CLUSTER,
     REFERENCE_LAYOUT,
     render_single_node,
