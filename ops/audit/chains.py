@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from contracts import Side
+from contracts import subjects as s
 from contracts.kinds import (
     ACCEPTED,
     ANALYZED,
@@ -135,8 +136,11 @@ def _check_terms(by: Mapping[str, list[Fact]], problems: list[tuple[Fact | None,
                 problems.append((fact, f"{name} is {mine} but the {reference.kind} says {theirs}"))
     for fact in carriers:
         assert fact.terms is not None
-        if fact.kind != POSTED and fact.subject.rsplit(".", 1)[-1] != fact.terms[1]:
-            problems.append((fact, f"published on {fact.subject} for symbol {fact.terms[1]}"))
+        token = fact.detail.get("account") if fact.kind == POSTED else fact.terms[1]
+        if not s.names_intent(fact.subject, str(token), str(fact.intent_id)):
+            problems.append(
+                (fact, f"published on {fact.subject} for {token}, intent {fact.intent_id}")
+            )
     submissions = [f.terms for f in by.get(SUBMITTED, []) if f.terms is not None]
     if ACCEPTED in by and submissions and reference.terms not in submissions:
         problems.append((by[ACCEPTED][0], "the accepted intent matches no submission of its id"))
@@ -157,8 +161,6 @@ def _check_amounts(
         return
     if posting.detail.get("account") != account:
         problems.append((posting, f"posted to {posting.detail.get('account')}, not {account}"))
-    if posting.subject.rsplit(".", 1)[-1] != posting.detail.get("account"):
-        problems.append((posting, f"published on {posting.subject} for another account"))
     if isinstance(filled, Decimal):
         expected = filled if side == Side.BUY else -filled
         leg = f"{account}:position:{symbol}"

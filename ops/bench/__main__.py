@@ -15,6 +15,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import statistics
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,9 @@ from ops.bench.killswitch import TARGET_P99_MS as KS_TARGET_P99_MS
 from ops.bench.killswitch import TRIALS as KS_TRIALS
 from ops.bench.killswitch import TRIALS_QUICK as KS_TRIALS_QUICK
 from ops.bench.killswitch import Probe, run_killswitch_bench
+from ops.bench.lookup import EVENTS as LOOKUP_EVENTS
+from ops.bench.lookup import EVENTS_QUICK as LOOKUP_EVENTS_QUICK
+from ops.bench.lookup import TARGET_LOOKUP_MS, TARGET_WAIT_OVERHEAD_MS, pct, run_lookup_bench
 from ops.stack.natsd import nats_server_binary
 
 HOP_MSGS = 20_000
@@ -205,11 +209,38 @@ async def audit(quick: bool) -> list[Row]:
     ]
 
 
+async def lookup(quick: bool) -> list[Row]:
+    """One intent among a year of history: the trail lookup, the commands, `submit --wait`."""
+    r = await run_lookup_bench(LOOKUP_EVENTS_QUICK if quick else LOOKUP_EVENTS)
+    rows = [Row("lookup", "events stored (signed chains)", f"{r.events:,} in {r.fill_s:.0f} s")]
+    for case, values, target in (
+        ("find_trail p50 / p99 (in process)", r.lookup_ms, TARGET_LOOKUP_MS),
+        ("`intent show ID` p50 / p99 (whole command)", r.show_ms, TARGET_LOOKUP_MS),
+        ("`audit trail ID` p50 / p99 (whole command)", r.trail_ms, TARGET_LOOKUP_MS),
+        ("`tradeops --version` p50 / p99 (start-up)", r.floor_ms, 0.0),
+        ("`submit --wait` overhead p50 / p99", r.wait_ms, TARGET_WAIT_OVERHEAD_MS),
+    ):
+        p99 = pct(values, 0.99)
+        rows.append(
+            Row(
+                "lookup",
+                case,
+                f"{statistics.median(values):,.1f} / {p99:,.1f} ms",
+                f"<= {target:,.0f} ms" if target else "",
+                _verdict(p99 <= target) if target else "",
+            )
+        )
+    if not r.outcomes_ok:
+        rows.append(Row("lookup", "every sampled trail filled, no problems", "no", "", "FAIL"))
+    return rows
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "hop": hop,
     "e2e": e2e,
     "killswitch": killswitch,
     "audit": audit,
+    "lookup": lookup,
 }
 
 
