@@ -167,6 +167,37 @@ async def read_all(
     return out
 
 
+async def read_latest(
+    nc: NATS, stream: str, subject: str, *, batch: int = 256, timeout_s: float = 5.0
+) -> list[StoredMsg]:
+    """Return the last stored message of every subject matching `subject` (a few subjects).
+
+    One `multi_last` direct get: the server finds the matching subjects in its subject index
+    and returns each one's last message, without reading the stream's other messages. (A
+    wildcard `next_by_subj` batch would read every block after the last match.)"""
+    out: list[StoredMsg] = []
+    done: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+
+    async def collect(msg: Msg) -> None:
+        if is_stored(msg):
+            out.append(stored(msg, stream))
+        else:
+            done.put_nowait(dict(msg.headers or {}))
+
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=collect)
+    request = {"multi_last": [subject], "batch": batch}
+    try:
+        await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), inbox)
+        status = await asyncio.wait_for(done.get(), timeout_s)
+    finally:
+        await sub.unsubscribe()
+    code = status.get(STATUS)
+    if code not in (END_OF_BATCH, NO_MESSAGES):
+        raise ReplayError(f"direct get on {stream} ({subject}) failed: {code} {status}")
+    return out
+
+
 async def read_one(nc: NATS, stream: str, seq: int, *, timeout_s: float = 5.0) -> StoredMsg | None:
     """Return the message stored at `seq` (None when there is none)."""
     async for chunk in read_batches(nc, stream, start_seq=seq, batch=1, timeout_s=timeout_s):

@@ -11,9 +11,12 @@
   the verdict (`ops.audit.chains.evaluate`, the one terminal-outcome rule) counts only trusted
   events, so a foreign dead letter or a forgery is listed, marked, and changes nothing.
 
-Cost per lookup: one batched direct get per trail stream, filtered by the intent's subject
-token (JetStream's own subject index answers it without reading other intents' messages), plus
-one direct get per referenced submission: a handful of round trips, whatever the history.
+Cost per lookup: per trail stream, one `multi_last` direct get filtered by the intent's subject
+token (JetStream's own subject index answers it without reading other intents' messages), then
+one read of each subject found (usually one message), plus one direct get per referenced
+submission: about a dozen concurrent round trips, whatever the history. What it costs the
+server: one subject per event in the stream's subject index (about 58 bytes on disk each and
+a few hundred bytes of memory).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from bus.replay import StoredMsg, read_all, read_one
+from bus.replay import StoredMsg, read_all, read_latest, read_one
 from bus.signing import SignatureStatus, Verifier
 from contracts import subjects as s
 from contracts import topology as t
@@ -154,13 +157,25 @@ async def find_trail(
     Raises `NotAnIntentId` for text that is no UUID."""
     wanted = canonical_intent_id(intent_id)
     reads = [
-        read_all(nc, stream, template.format(f"*.*.{wanted}"), timeout_s=timeout_s)
+        _read_subjects(nc, stream, template.format(f"*.*.{wanted}"), timeout_s)
         for stream, template in INDEXED_STREAMS
     ]
-    reads.append(read_all(nc, t.DLQ, s.dead_letters_of(wanted), timeout_s=timeout_s))
+    reads.append(_read_subjects(nc, t.DLQ, s.dead_letters_of(wanted), timeout_s))
     found = [m for batch in await asyncio.gather(*reads) for m in batch]
     msgs = found + await _referenced(nc, found, timeout_s)
     return judge(wanted, msgs, verifier, intent_of=await _destinations(nc, msgs, timeout_s))
+
+
+async def _read_subjects(nc: NATS, stream: str, pattern: str, timeout_s: float) -> list[StoredMsg]:
+    """Every stored message on the subjects matching `pattern`: the subject index names the
+    subjects (their last messages), then each literal subject is read whole, so an event
+    stored twice on one subject (a forgery, a re-publish) is not hidden behind the last."""
+    latest = await read_latest(nc, stream, pattern, timeout_s=timeout_s)
+    subjects = sorted({m.subject for m in latest})
+    every = await asyncio.gather(
+        *(read_all(nc, stream, subject, timeout_s=timeout_s) for subject in subjects)
+    )
+    return [m for msgs in every for m in msgs]
 
 
 async def _referenced(nc: NATS, found: list[StoredMsg], timeout_s: float) -> list[StoredMsg]:

@@ -1,0 +1,170 @@
+"""One trail: `intent show` and `audit trail` agree on every intent, and neither can be fooled.
+
+A whole stack; a mixed batch (filled, rejected by the risk gate, dead-lettered as invalid), then
+what an attacker holding only the client certificate would try:
+- a garbage submission carrying the victim's id in the unsigned `Tradeops-Intent-Id` header;
+- a second submission reusing the victim's id with other content (dead-lettered
+  `intent_id_conflict`: a foreign dead letter under the victim's id);
+- a submission whose payload claims the victim's id on another symbol's subject.
+Each command is run as a user runs it (`tradeops ... --json` through the real CLI app), with the
+id spelled as the ingestor accepts it (upper case, braces, `urn:uuid:`, no hyphens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client as NATS
+from typer.testing import CliRunner, Result
+
+from bus.headers import INTENT as INTENT_HEADER
+from contracts import Identity
+from contracts import subjects as s
+from ops.cli import app
+from ops.stack.embedded import EmbeddedStack
+from tests.integration.pipeline_helpers import eventually
+from tests.integration.stack_helpers import connect_to, running_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+
+def order(intent_id: str, symbol: str = "BTC-USD", quantity: str = "0.01") -> dict[str, Any]:
+    return {"intent_id": intent_id, "account": "paper-1", "symbol": symbol, "side": "buy",
+            "quantity": quantity}  # fmt: skip
+
+
+@dataclass
+class Batch:
+    stack: EmbeddedStack
+    ops: NATS
+    filled: str
+    rejected: str
+    invalid: str
+    victim: str
+
+
+async def cli(stack: EmbeddedStack, *args: str) -> Result:
+    argv = [*args, "--data-dir", str(stack.settings.data_dir)]
+    return await asyncio.to_thread(CliRunner().invoke, app, argv)
+
+
+async def show(stack: EmbeddedStack, *args: str) -> dict[str, Any]:
+    result = await cli(stack, *args, "--json")
+    assert result.exit_code in (0, 1), result.output
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+async def settled(stack: EmbeddedStack, intent_id: str) -> bool:
+    doc = await show(stack, "intent", "show", intent_id)
+    return doc["outcome"] in ("filled", "rejected", "dead_lettered")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def batch() -> AsyncIterator[Batch]:
+    base = Path(tempfile.mkdtemp(prefix="tradeops-test-"))
+    async with running_stack(base / "stack") as stack:
+        ops = await connect_to(stack, Identity.OPS)
+        client = await connect_to(stack, Identity.CLIENT)
+        js = client.jetstream()
+        ids = [str(uuid.uuid4()) for _ in range(4)]
+        filled, rejected, invalid, victim = ids
+        await js.publish(s.of(s.INTENT_SUBMITTED, "BTC-USD"), json.dumps(order(filled)).encode())
+        await js.publish(  # over the instrument's max quantity
+            s.of(s.INTENT_SUBMITTED, "BTC-USD"), json.dumps(order(rejected, quantity="50")).encode()
+        )
+        await js.publish(  # not a quantity: dead-lettered as invalid
+            s.of(s.INTENT_SUBMITTED, "BTC-USD"), json.dumps(order(invalid, quantity="-1")).encode()
+        )
+        await js.publish(
+            s.of(s.INTENT_SUBMITTED, "ETH-USD"), json.dumps(order(victim, "ETH-USD")).encode()
+        )
+        for iid in ids:
+            await eventually(lambda iid=iid: settled(stack, iid), timeout_s=60)
+        # the attacker, after the victim's intent filled
+        await js.publish(
+            s.of(s.INTENT_SUBMITTED, "BTC-USD"), b"\x00garbage", headers={INTENT_HEADER: victim}
+        )
+        await js.publish(  # same id, other content: a conflict, dead-lettered under the id
+            s.of(s.INTENT_SUBMITTED, "ETH-USD"),
+            json.dumps(order(victim, "ETH-USD", "0.2")).encode(),
+        )
+        await js.publish(  # the payload's symbol disagrees with the subject
+            s.of(s.INTENT_SUBMITTED, "AAPL"), json.dumps(order(victim, "ETH-USD")).encode()
+        )
+
+        async def attacks_handled() -> bool:
+            doc = await show(stack, "audit", "trail", victim)
+            return sum(e["kind"] == "dead_letter" for e in doc["events"]) >= 2
+
+        await eventually(attacks_handled, timeout_s=30)
+        try:
+            yield Batch(stack, ops, filled, rejected, invalid, victim)
+        finally:
+            await client.close()
+            await ops.close()
+
+
+async def test_intent_show_and_audit_trail_agree_on_every_intent_of_a_mixed_batch(
+    batch: Batch,
+) -> None:
+    expected = {
+        batch.filled: "filled",
+        batch.rejected: "rejected",
+        batch.invalid: "dead_lettered",
+        batch.victim: "filled",
+    }
+    for intent_id, outcome in expected.items():
+        shown = await show(batch.stack, "intent", "show", intent_id)
+        audited = await show(batch.stack, "audit", "trail", intent_id)
+        assert shown["outcome"] == audited["outcome"] == outcome, intent_id
+        assert shown["reasons"] == audited["reasons"]
+        assert [(e["stream"], e["seq"]) for e in shown["events"]] == [
+            (e["stream"], e["seq"]) for e in audited["events"]
+        ]
+
+
+async def test_a_forged_intent_id_header_puts_nothing_under_the_victim(batch: Batch) -> None:
+    doc = await show(batch.stack, "intent", "show", batch.victim)
+    for event in doc["events"]:
+        assert event["body"].get("intent_id") == batch.victim, event
+        assert "garbage" not in json.dumps(event["body"])
+
+
+async def test_foreign_dead_letters_add_no_reason_to_a_filled_intent(batch: Batch) -> None:
+    doc = await show(batch.stack, "audit", "trail", batch.victim)
+    assert doc["outcome"] == "filled" and doc["reasons"] == [] and doc["problems"] == []
+    kinds = [e["kind"] for e in doc["events"]]
+    assert kinds.count("ledger.posted") == 1
+    assert (
+        kinds.count("dead_letter") == 2
+    )  # the conflict and the misrouted copy, shown, not counted
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [str.upper, lambda i: "{" + i + "}", lambda i: f"urn:uuid:{i}", lambda i: i.replace("-", "")],
+    ids=["upper", "braces", "urn", "hex"],
+)
+async def test_an_intent_is_found_by_any_spelling_the_ingestor_accepts(
+    batch: Batch, spell: Any
+) -> None:
+    for command in (("intent", "show"), ("audit", "trail")):
+        doc = await show(batch.stack, *command, spell(batch.filled))
+        assert doc["intent_id"] == batch.filled and doc["outcome"] == "filled", command
+
+
+async def test_a_text_that_is_no_intent_id_is_a_one_line_usage_error(batch: Batch) -> None:
+    for command in (("intent", "show"), ("audit", "trail")):
+        result = await cli(batch.stack, *command, "not-a-uuid")
+        assert result.exit_code == 2
+        assert "not an intent id" in result.output and "Traceback" not in result.output
