@@ -33,7 +33,7 @@ def decode_submitted(msg: Msg) -> SubmitIntent:
 
 
 def accept(item: Delivery[SubmitIntent]) -> list[Emit]:
-    """The minimal ingestor step: normalize and emit `intent.accepted.<SYMBOL>`."""
+    """The minimal ingestor step: normalize and emit `intent.accepted.<SYMBOL>.<intent id>`."""
     assert item.value.intent_id is not None
     intent = TradeIntent.from_submission(item.value, item.value.intent_id)
     event = IntentAccepted.derive(
@@ -43,7 +43,7 @@ def accept(item: Delivery[SubmitIntent]) -> list[Emit]:
         reference_price=None,
         reference_price_ts=None,
     )
-    return [Emit(s.of(s.INTENT_ACCEPTED, intent.symbol), event)]
+    return [Emit(s.intent_event(s.INTENT_ACCEPTED, intent.symbol, intent.intent_id), event)]
 
 
 def publisher_for(

@@ -333,10 +333,12 @@ async def test_analyst_agent_publishes_cited_analyses_on_intent_analyzed(
     tasks = [asyncio.create_task(r.run()) for r in runtimes]
     ordinary, injected = accepted(), accepted(INJECTION)
     ingestor = await connect_as(Identity.INGESTOR)
-    subject = s.of(s.INTENT_ACCEPTED, "AAPL")
     try:
         await publisher_for(ingestor, certs_dir, Identity.INGESTOR).publish(
-            [Emit(subject, ordinary), Emit(subject, injected)]
+            [
+                Emit(s.intent_event(s.INTENT_ACCEPTED, "AAPL", e.intent_id), e)
+                for e in (ordinary, injected)
+            ]
         )
 
         async def both_analyzed() -> bool:

@@ -20,6 +20,7 @@ from contracts import (
     TradeIntent,
     TradingState,
 )
+from contracts import subjects as s
 from contracts import topology as t
 from ops.control import set_trading_state
 from tests.conftest import ConnectAs, run_agent, stop_agent
@@ -47,6 +48,11 @@ def approval(quantity: str = "1", **intent_fields: object) -> RiskApproved:
     )
 
 
+def approved(event: RiskApproved) -> Emit:
+    """The risk gate's event on its subject, `risk.approved.<SYMBOL>.<intent id>`."""
+    return Emit(s.intent_event(s.RISK_APPROVED, event.intent.symbol, event.intent_id), event)
+
+
 async def publish_tick(connect_as: ConnectAs, certs_dir: Path, price: str) -> None:
     nc = await connect_as(Identity.INGESTOR)
     tick = tick_of(Quote("ETH-USD", Decimal(price)))
@@ -67,9 +73,7 @@ async def test_market_order_fills_at_last_price_plus_slippage_with_fee(
     task = await run_agent(agent)
     risk = await connect_as(Identity.RISK)
 
-    await publisher_for(risk, certs_dir, Identity.RISK).publish(
-        [Emit("risk.approved.ETH-USD", approval("2"))]
-    )
+    await publisher_for(risk, certs_dir, Identity.RISK).publish([approved(approval("2"))])
     await eventually(lambda: _count(ops_nc, "order.filled.ETH-USD.*", 1))
     await stop_agent(agent, task)
 
@@ -92,14 +96,11 @@ async def test_redelivered_approval_never_fills_twice(
     event = approval()
     signer = Signer.from_file(Identity.RISK, Credentials(Identity.RISK, certs_dir).signing_key_file)
     payload = event.model_dump_json().encode()
+    subject = s.intent_event(s.RISK_APPROVED, "ETH-USD", event.intent_id)
 
     # Act
     for _ in range(2):
-        await risk.jetstream().publish(
-            "risk.approved.ETH-USD",
-            payload,
-            headers=signer.headers("risk.approved.ETH-USD", payload),
-        )
+        await risk.jetstream().publish(subject, payload, headers=signer.headers(subject, payload))
 
     async def both_consumed() -> bool:
         info = await ops_nc.jetstream().consumer_info(t.RISK, "executor")
@@ -129,9 +130,7 @@ async def test_when_halted_queued_approval_is_rejected_with_reason_halted(
     risk = await connect_as(Identity.RISK)
 
     # Act
-    await publisher_for(risk, certs_dir, Identity.RISK).publish(
-        [Emit("risk.approved.ETH-USD", approval())]
-    )
+    await publisher_for(risk, certs_dir, Identity.RISK).publish([approved(approval())])
     await eventually(lambda: _count(ops_nc, "order.rejected.ETH-USD.*", 1))
     await stop_agent(agent, task)
 
@@ -150,7 +149,7 @@ async def test_limit_order_that_is_not_marketable_is_rejected_ioc(
     risk = await connect_as(Identity.RISK)
 
     await publisher_for(risk, certs_dir, Identity.RISK).publish(
-        [Emit("risk.approved.ETH-USD", approval(order_type="limit", limit_price="2900"))]
+        [approved(approval(order_type="limit", limit_price="2900"))]
     )
     await eventually(lambda: _count(ops_nc, "order.rejected.ETH-USD.*", 1))
     await stop_agent(agent, task)

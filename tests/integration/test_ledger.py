@@ -273,17 +273,17 @@ async def test_agent_books_fills_from_nats_and_posts_ledger_posted(
     executor = await connect_as(Identity.EXECUTOR)
     publisher = publisher_for(executor, certs_dir, Identity.EXECUTOR)
     fill = make_fill("buy", "10", "190", "0.19")
+    filled = s.intent_event(s.ORDER_FILLED, "AAPL", fill.intent_id)
+    posted = s.intent_event(s.LEDGER_POSTED, "paper-1", fill.intent_id)
     try:
         await eventually(lambda: _http_ok(ready_url), timeout_s=15)
 
-        await publisher.publish([Emit(s.of(s.ORDER_FILLED, "AAPL"), fill)])
-        await eventually(
-            lambda: _count_is(ops_nc, s.of(s.LEDGER_POSTED, "paper-1"), 1), timeout_s=15
-        )
+        await publisher.publish([Emit(filled, fill)])
+        await eventually(lambda: _count_is(ops_nc, posted, 1), timeout_s=15)
         # The same fill again under another message id: the stream keeps it, the ledger must not
         # book it twice, and its re-posted event is de-duplicated by its event id.
         await executor.jetstream().publish(
-            s.of(s.ORDER_FILLED, "AAPL"),
+            filled,
             fill.model_dump_json().encode(),
             headers={"Nats-Msg-Id": "redelivered-by-hand"},
         )
@@ -292,7 +292,7 @@ async def test_agent_books_fills_from_nats_and_posts_ledger_posted(
         agent.stop()
         await asyncio.wait_for(task, 30)
 
-    [msg] = await read_subject(ops_nc, t.LEDGER, s.of(s.LEDGER_POSTED, "paper-1"))
+    [msg] = await read_subject(ops_nc, t.LEDGER, posted)
     event = LedgerPosted.model_validate_json(msg.data)
     assert event.intent_id == fill.intent_id
     assert event.causation_id == fill.event_id
@@ -326,7 +326,8 @@ async def _consumer_drained(ops_nc: Any) -> bool:
 
 def _delivery(fill: OrderFilled) -> Delivery[OrderFilled]:
     msg: Msg = None  # type: ignore[assignment]  # the ledger's handler reads only the value
-    return Delivery(fill, s.of(s.ORDER_FILLED, fill.intent.symbol), 1, 1, msg)
+    subject = s.intent_event(s.ORDER_FILLED, fill.intent.symbol, fill.intent_id)
+    return Delivery(fill, subject, 1, 1, msg)
 
 
 async def test_ledger_readiness_and_booking_follow_a_postgres_restart(

@@ -27,13 +27,14 @@ from agents.ingestor.agent import Ingestor
 from agents.settings import Settings
 from bus import Credentials, Signer, connect
 from bus.headers import MSG_ID
+from bus.identity import CertPaths
 from bus.pull import PIN_ID, PullConsumer
 from bus.replay import read_stream
 from contracts import Identity, IntentAccepted, derive_event_id
 from contracts import subjects as s
 from contracts import topology as t
 from contracts.types import AGENTS
-from ops.pki.certs import CertPaths, init_certs, issue
+from ops.pki.certs import init_certs, issue
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, run_agent, stop_agent
 from tests.integration.pipeline_helpers import eventually, intent_payload, read_subject
@@ -53,13 +54,27 @@ REQUEST_DENIED = (nats.errors.TimeoutError, nats.errors.NoRespondersError)
 # a reset or an EOF, depending on timing (the server log says why, and the tests check it).
 TLS_REFUSED = (ssl.SSLError, OSError, nats.errors.Error)
 
+IID = uuid.UUID("5b0c7a4e-2f1d-4c3b-9a8e-7d6c5b4a3f21")
+"""The intent every agent event of these tests is about (its subject's last token)."""
+
+
+def event(prefix: str, token: str = "AAPL") -> str:
+    """Return the subject of an agent's event about `IID`: `<prefix>.<token>.<IID>`."""
+    return s.intent_event(prefix, token, IID)
+
+
 # Each agent's first work consumer: what feeds it and what the agent publishes after handling.
 WORK = {
-    Identity.INGESTOR: (t.SUBMISSIONS, "ingestor", "intent.submitted.AAPL", "intent.accepted.AAPL"),
-    Identity.ANALYST: (t.INTENTS, "analyst", "intent.accepted.AAPL", "intent.analyzed.AAPL"),
-    Identity.RISK: (t.INTENTS, "risk", "intent.analyzed.AAPL", "risk.approved.AAPL"),
-    Identity.EXECUTOR: (t.RISK, "executor", "risk.approved.AAPL", "order.filled.AAPL"),
-    Identity.LEDGER: (t.ORDERS, "ledger", "order.filled.AAPL", "ledger.posted.ACC1"),
+    Identity.INGESTOR: (
+        t.SUBMISSIONS,
+        "ingestor",
+        "intent.submitted.AAPL",
+        event(s.INTENT_ACCEPTED),
+    ),
+    Identity.ANALYST: (t.INTENTS, "analyst", event(s.INTENT_ACCEPTED), event(s.INTENT_ANALYZED)),
+    Identity.RISK: (t.INTENTS, "risk", event(s.INTENT_ANALYZED), event(s.RISK_APPROVED)),
+    Identity.EXECUTOR: (t.RISK, "executor", event(s.RISK_APPROVED), event(s.ORDER_FILLED)),
+    Identity.LEDGER: (t.ORDERS, "ledger", event(s.ORDER_FILLED), event(s.LEDGER_POSTED, "ACC1")),
 }
 
 
@@ -202,7 +217,7 @@ async def test_ingestor_fetches_and_acks_client_intent_then_publishes_intent_acc
     # Act: pull as the runtime does, in the consumer's pinned priority group
     [msg] = await pull_pinned(ingestor, "ingestor")
     await msg.ack_sync()
-    ack = await js.publish("intent.accepted.AAPL", b"accepted")
+    ack = await js.publish(event(s.INTENT_ACCEPTED), b"accepted")
 
     # Assert
     assert msg.data == b"submit"
@@ -245,11 +260,11 @@ async def test_agent_publishes_its_own_dead_letter(
     nc = await connect_as(agent)
 
     # Act
-    ack = await nc.jetstream().publish(s.dead_letters(agent), b"dead")
+    ack = await nc.jetstream().publish(s.dead_letter(agent, IID), b"dead")
 
     # Assert
     assert ack.stream == t.DLQ
-    raw = await ops_nc.jetstream().get_msg(t.DLQ, subject=s.dead_letters(agent))
+    raw = await ops_nc.jetstream().get_msg(t.DLQ, subject=s.dead_letter(agent, IID))
     assert raw.data == b"dead"
 
 
@@ -289,10 +304,10 @@ async def test_agent_reads_last_control_message_by_direct_get_after_ops_kill(
 
 SAMPLE_SUBJECT = {
     t.SUBMISSIONS: "intent.submitted.AAPL",
-    t.INTENTS: "intent.accepted.AAPL",
+    t.INTENTS: event(s.INTENT_ACCEPTED),
     t.MARKET: "market.tick.AAPL",
-    t.ORDERS: "order.filled.AAPL",
-    t.RISK: "risk.approved.AAPL",
+    t.ORDERS: event(s.ORDER_FILLED),
+    t.RISK: event(s.RISK_APPROVED),
 }
 
 
@@ -382,9 +397,11 @@ async def test_analyst_publishing_risk_approved_is_denied_and_nothing_is_stored(
     analyst = await connect_as(Identity.ANALYST)
     before = violations(Identity.ANALYST)
 
-    # Act / Assert: the publish is dropped, so no PubAck comes back
+    # Act / Assert: the publish (in the risk gate's full subject shape) is dropped, so no PubAck
     with pytest.raises(REQUEST_DENIED):
-        await analyst.jetstream(timeout=DENIED_TIMEOUT_S).publish("risk.approved.X", b"approve")
+        await analyst.jetstream(timeout=DENIED_TIMEOUT_S).publish(
+            event(s.RISK_APPROVED, "X"), b"approve"
+        )
 
     # Assert
     assert await stored(ops_nc.jetstream(), t.RISK) == 0
@@ -528,12 +545,13 @@ async def test_ingestor_reading_intents_by_direct_get_is_denied(
     ops_nc: NATS, connect_as: ConnectAs
 ) -> None:
     # Arrange: INTENTS holds agents' events only; the ingestor reads SUBMISSIONS and MARKET
-    await ops_nc.jetstream().publish("intent.accepted.AAPL", b"accepted")
+    await ops_nc.jetstream().publish(event(s.INTENT_ACCEPTED), b"accepted")
     ingestor = await connect_as(Identity.INGESTOR)
     before = violations(Identity.INGESTOR)
 
-    # Act / Assert: the direct get is dropped, so no answer comes back
-    with pytest.raises(nats.errors.TimeoutError):
+    # Act / Assert: the direct get is dropped, so no answer comes back (the reader waits for its
+    # batch with asyncio's timeout, of which nats' own TimeoutError is a subclass)
+    with pytest.raises(TimeoutError):
         [m async for m in read_stream(ingestor, t.INTENTS, timeout_s=DENIED_TIMEOUT_S)]
 
     # Assert
@@ -653,7 +671,7 @@ async def test_agent_cannot_make_the_server_send_a_control_message_to_other_agen
     await analyst.publish(
         f"$JS.API.DIRECT.GET.{t.CONTROL}.{s.CONTROL_KILL}", b"", reply=s.CONTROL_KILL
     )
-    await analyst.publish("intent.analyzed.AAPL", b"analyzed", reply=s.CONTROL_RESUME)
+    await analyst.publish(event(s.INTENT_ANALYZED), b"analyzed", reply=s.CONTROL_RESUME)
     await analyst.flush()
     await asyncio.sleep(ANSWER_GRACE_S)
     await ops_js.publish(s.CONTROL_RESUME, b"resume")

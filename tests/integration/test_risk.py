@@ -140,7 +140,9 @@ async def publish_intents(
 ) -> None:
     """Publish as the analyst, all at once (every publish started before any ack is awaited)."""
     nc = await connect_as(Identity.ANALYST)
-    emits = [Emit(s.of(s.INTENT_ANALYZED, e.intent.symbol), e) for e in events]
+    emits = [
+        Emit(s.intent_event(s.INTENT_ANALYZED, e.intent.symbol, e.intent_id), e) for e in events
+    ]
     await publisher_for(nc, certs_dir, Identity.ANALYST, ack_timeout_s=10).publish(emits)
 
 
@@ -200,7 +202,7 @@ async def test_executor_rejection_releases_pending_so_the_next_intent_fits(
         reason=OrderRejectReason.BROKER_ERROR,
     )
     await publisher_for(executor, certs_dir, Identity.EXECUTOR).publish(
-        [Emit(s.of(s.ORDER_REJECTED, "AAPL"), rejection)]
+        [Emit(s.intent_event(s.ORDER_REJECTED, "AAPL", rejection.intent_id), rejection)]
     )
     await eventually(lambda: _consumed(ops_nc, "risk-orders"), timeout_s=10)
     await publish_intents(connect_as, certs_dir, [analyzed("500"), analyzed("500")])
