@@ -31,6 +31,7 @@ from bus.headers import SIGNATURE as SIGNATURE_HEADER
 from bus.headers import SIGNER as SIGNER_HEADER
 from bus.replay import StoredMsg, read_stream
 from contracts import Identity, OrderFilled, TradeIntent
+from contracts import subjects as s
 from contracts import topology as t
 from ops.cli.audit import register as register_audit
 from ops.cli.dlq import register as register_dlq
@@ -251,7 +252,7 @@ async def test_fill_without_approval_is_named(scenario: Scenario) -> None:
         fill_quantity=Decimal("0.01"), fee=Decimal("0.07"), broker="paper",
     )  # fmt: skip
     executor = publisher_for(scenario.ops, scenario.stack.settings.certs_dir, Identity.EXECUTOR)
-    await executor.publish([Emit("order.filled.BTC-USD", fill)])
+    await executor.publish([Emit(s.intent_event(s.ORDER_FILLED, "BTC-USD", intent_id), fill)])
 
     result, report = await verify(scenario.stack)
     assert result.exit_code == 1

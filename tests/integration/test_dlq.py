@@ -135,7 +135,7 @@ async def test_malformed_intent_is_listed_then_its_repair_reaches_a_terminal_out
     assert republished.headers[RETRY_HEADER] == str(row["id"])
     assert republished.headers[SIGNER_HEADER] == "ops"
 
-    records = [m async for m in read_stream(ops, t.DLQ, subject=RETRIED_SUBJECT)]
+    records = [m async for m in read_stream(ops, t.DLQ, subject=f"{RETRIED_SUBJECT}.*")]
     mine = [
         r for r in records if DeadLetterRetried.model_validate_json(r.data).dlq_seq == row["id"]
     ]
@@ -197,7 +197,7 @@ async def test_retry_of_the_original_bytes_is_recorded_and_not_repeated_by_accid
     await eventually(dead_lettered_twice, timeout_s=15)  # still no such account
     record = [
         DeadLetterRetried.model_validate_json(m.data)
-        async for m in read_stream(ops, t.DLQ, subject=RETRIED_SUBJECT)
+        async for m in read_stream(ops, t.DLQ, subject=f"{RETRIED_SUBJECT}.*")
     ]
     mine = [r for r in record if r.dlq_seq == row["id"]]
     assert len(mine) == 1 and not mine[0].repaired
