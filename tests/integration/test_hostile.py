@@ -33,6 +33,7 @@ from bus.deadletter import intent_id_hint
 from bus.replay import read_stream
 from bus.signing import Verifier
 from contracts import DeadLetter, Identity, derive_event_id
+from contracts import subjects as s
 from contracts import topology as t
 from contracts.base import EVENT_NAMESPACE
 from ops.bench.chaos import OutcomeLog
@@ -46,8 +47,11 @@ REASONS = {"invalid_payload", "subject_mismatch", "unknown_symbol", "unknown_acc
 REFUSALS = {"max_msg_size": 10054}
 """Reason of a case refused at publish -> the JetStream error code the client gets."""
 FORGED = {"Tradeops-Signer": "risk", "Tradeops-Signature": base64.b64encode(b"\0" * 64).decode()}
-ELSEWHERE = ("risk.approved.ETH-USD", "order.filled.ETH-USD", "ledger.posted.paper-1",
-             "intent.accepted.ETH-USD", "dlq.ingestor", "control.resume")  # fmt: skip
+ELSEWHERE = ((s.RISK_APPROVED, "ETH-USD"), (s.ORDER_FILLED, "ETH-USD"),
+             (s.LEDGER_POSTED, "paper-1"), (s.INTENT_ACCEPTED, "ETH-USD"))  # fmt: skip
+"""Agents' event subjects a client tries to forge, each in the full shape the agents publish
+(`<kind>.<SYMBOL or ACCOUNT>.<intent id>`), besides the ingestor's dead letters and the control
+subjects: only the server's permissions can refuse them."""
 AGENT_STREAMS = (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ, t.CONTROL)
 SETTLE_S = 90.0
 STALL_S = 25.0
@@ -104,7 +108,7 @@ def load_cases() -> list[Case]:
                 reason=doc["reason"],
                 reasons=tuple(doc["reasons"]) if "reasons" in doc else None,
                 headers=doc.get("headers", {}),
-                setup=tuple((s["subject"], _payload(s)) for s in doc.get("setup", [])),
+                setup=tuple((st["subject"], _payload(st)) for st in doc.get("setup", [])),
             )
         )
     return cases
@@ -155,9 +159,16 @@ async def _until(ops: NATS, log: OutcomeLog, done: Callable[[], bool], timeout_s
         await asyncio.sleep(0.5)
 
 
+def _elsewhere(marker: str) -> tuple[str, ...]:
+    """The subjects of forged events about the intent `marker`."""
+    events = tuple(s.intent_event(prefix, token, marker) for prefix, token in ELSEWHERE)
+    return (*events, s.dead_letter(Identity.INGESTOR, marker), s.CONTROL_RESUME)
+
+
 async def _publish_elsewhere(client: NATS, marker: str) -> dict[str, str]:
     js = client.jetstream()
     body = json.dumps({"intent_id": marker, "producer": "risk", "forged": True}).encode()
+    subjects = _elsewhere(marker)
 
     async def attempt(subject: str) -> str:
         try:
@@ -166,8 +177,8 @@ async def _publish_elsewhere(client: NATS, marker: str) -> dict[str, str]:
             return type(exc).__name__
         return "stored"
 
-    results = await asyncio.gather(*(attempt(s) for s in ELSEWHERE))
-    return dict(zip(ELSEWHERE, results, strict=True))
+    results = await asyncio.gather(*(attempt(subject) for subject in subjects))
+    return dict(zip(subjects, results, strict=True))
 
 
 async def _stored_with(ops: NATS, marker: str) -> list[str]:
@@ -216,7 +227,7 @@ async def _replay_with_followers(
         ("intent.submitted.ETH-USD", f"follower {n} of {case.name}".encode(), None)
         for n in range(FOLLOWERS)
     ]
-    futures = [await js.publish_async(s, p, headers=h) for s, p, h in bodies]
+    futures = [await js.publish_async(sub, p, headers=h) for sub, p, h in bodies]
     seqs = [ack.seq for ack in await asyncio.gather(*futures)]
 
     def letters(seq: int) -> list[DeadLetter]:
@@ -368,7 +379,7 @@ def test_case_is_dead_lettered_or_rejected_with_its_named_reason(
 
 def test_no_hostile_submission_reaches_the_executor(hostile: HostileRun) -> None:
     ids = {c.intent_id for c in CASES if c.intent_id} | {
-        str(uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{s}")) for s in hostile.seq.values()
+        str(uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{q}")) for q in hostile.seq.values()
     }  # the id the ingestor would assign to a submission without one
     executed = ("risk.approved", "order.filled", "order.rejected", "ledger.posted")
     reached = {i for i in ids if any(hostile.log.kinds[i][k] for k in executed)}
