@@ -13,6 +13,7 @@ from agents.settings import load_settings
 from bus import Verifier
 from contracts import Identity, OrderType, Side, SubmitIntent
 from ops.audit.trail import IntentTrail, NotAnIntentId, find_trail
+from ops.cli.intent_list import register as register_list
 from ops.cli.options import DEFAULT_DATA_DIR, DataDir
 from ops.cli.render import render_trail
 from ops.client import connected, submit, wait_outcome
@@ -97,3 +98,5 @@ def register(app: typer.Typer) -> None:
         )
         if not trail.entries:
             raise typer.Exit(3)
+
+    register_list(intent_app)  # `intent list`, `intent watch`
