@@ -16,11 +16,13 @@ from ops.cli.control import register as register_control
 from ops.cli.dlq import register as register_dlq
 from ops.cli.intent import register as register_intent
 from ops.cli.knowledge import register as register_knowledge
+from ops.cli.logs import logs
 from ops.cli.options import DEFAULT_DATA_DIR, DataDir
 from ops.cli.positions import read_ledger, render
 from ops.cli.positions import register as register_ledger
 from ops.cli.provision import register as register_provision
 from ops.cli.stack import register as register_stack
+from ops.cli.streams import streams
 from ops.client import StackUnavailable
 from ops.pki.certs import init_certs
 from ops.pki.natsconf import (
@@ -114,6 +116,8 @@ register_dlq(app)
 register_audit(app)
 register_certs_revoke(certs_app)
 register_provision(app)
+app.command("logs")(logs)
+app.command("streams")(streams)
 
 
 async def _positions_text(database_url: str) -> str:
