@@ -12,6 +12,7 @@ import typer
 from contracts.schema import export_schemas
 from ops.cli.audit import register as register_audit
 from ops.cli.certs import register as register_certs_revoke
+from ops.cli.config import app as config_app
 from ops.cli.control import register as register_control
 from ops.cli.dlq import register as register_dlq
 from ops.cli.intent import register as register_intent
@@ -36,7 +37,7 @@ app = typer.Typer(
     name="tradeops",
     help="AI-assisted trading operations on NATS JetStream.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -116,6 +117,7 @@ register_dlq(app)
 register_audit(app)
 register_certs_revoke(certs_app)
 register_provision(app)
+app.add_typer(config_app, name="config")
 app.command("logs")(logs)
 app.command("streams")(streams)
 
