@@ -214,10 +214,11 @@ async def read_window(
         )
         async with contextlib.aclosing(batches) as chunks:
             async for chunk in chunks:
+                out += [
+                    m for m in chunk if start <= m.timestamp and (end is None or m.timestamp < end)
+                ]
                 if end is not None and chunk[-1].timestamp >= end:
-                    out += [m for m in chunk if m.timestamp < end]
                     break
-                out += chunk
         return out
 
     batches = await asyncio.gather(*(read(stream, subj) for stream, subj in query.reads()))
@@ -252,6 +253,8 @@ async def list_intents(
 
     Each pass reads only the slice before the one already read: the window is read once."""
     now = now or datetime.now(UTC)
+    if query.since >= now:  # nothing yet (and past 2262 the server's nanoseconds wrap around)
+        return IntentListing(query, query.since, [], False)
     statuses: Statuses = {}
     intent_of: dict[Key, str | None] = {}
     msgs: list[StoredMsg] = []
