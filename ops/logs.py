@@ -3,7 +3,8 @@
 `ops.stack` writes each supervised process's stdout and stderr to `<data dir>/logs/<name>.log`
 (nats-server and each agent; `stack.log` is the supervisor itself under `up --detach`), and the
 embedded Postgres (pgserver) writes `<data dir>/pg/log`. Following survives truncation and
-rotation (the file shrinks, or another file takes its name): it reads the new one from its start.
+rotation (the file shrinks or is rewritten, or another file takes its name): it then reads the
+file from its start.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from contracts import AGENTS
 
 BLOCK = 64 * 1024
+FINGERPRINT = 64
 
 
 def log_files(data_dir: Path) -> dict[str, Path]:
@@ -53,6 +55,8 @@ class Follower:
     position: int = 0
     inode: int | None = None
     partial: bytes = b""
+    seen: bytes = b""
+    """The last bytes read: if they are no longer where they were, the file was rewritten."""
 
     @classmethod
     def at_end(cls, path: Path) -> Follower:
@@ -61,20 +65,27 @@ class Follower:
             st = path.stat()
         except FileNotFoundError:
             return cls(path)
-        return cls(path, st.st_size, st.st_ino)
+        with path.open("rb") as f:
+            f.seek(max(st.st_size - FINGERPRINT, 0))
+            seen = f.read(FINGERPRINT)
+        return cls(path, st.st_size, st.st_ino, seen=seen)
 
     def poll(self) -> list[str]:
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return []
-        if st.st_ino != self.inode or st.st_size < self.position:  # rotated or truncated
-            self.inode, self.position, self.partial = st.st_ino, 0, b""
-        if st.st_size == self.position:
-            return []
         with self.path.open("rb") as f:
+            f.seek(max(self.position - len(self.seen), 0))
+            same = f.read(len(self.seen)) == self.seen
+            replaced = st.st_ino != self.inode or st.st_size < self.position or not same
+            if replaced:  # rotated, truncated or rewritten: read it from its start
+                self.inode, self.position, self.partial, self.seen = st.st_ino, 0, b"", b""
             f.seek(self.position)
-            data = f.read(st.st_size - self.position)
+            data = f.read(max(st.st_size - self.position, 0))
+        if not data:
+            return []
         self.position += len(data)
+        self.seen = (self.seen + data)[-FINGERPRINT:]
         *complete, self.partial = (self.partial + data).split(b"\n")
         return [line.decode("utf-8", "replace") for line in complete]
