@@ -13,11 +13,19 @@ help: ## show this help
 
 install: $(STAMP) ## create .venv when missing; torch==2.13.0 (CPU) first, then the project with dev extras
 
+# pip's progress bars on a terminal; its plain lines (Collecting, Downloading, Installing) in CI
+# logs and pipes, where a bar would only redraw into noise.
+PIP_INSTALL = $(BIN)/python -m pip install \
+	$$(if [ -t 1 ] && [ -z "$$CI" ]; then echo --progress-bar=on; else echo --progress-bar=off; fi)
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON) ..."; $(PYTHON) -m venv $(VENV); }
+	@echo "installing torch 2.13.0 (CPU build, about 200 MB: the first run takes a few minutes) ..."
+	@$(PIP_INSTALL) torch==2.13.0
+	@echo "installing tradeops with its dependencies and dev tools (pip install -e '.[dev]') ..."
+	@$(PIP_INSTALL) -e '.[dev]'
+	@touch $(STAMP)
+	@echo "installed: $(BIN)/tradeops ($(VENV))"
 
 demo: install ## run the scripted demo on the embedded stack
 	$(BIN)/tradeops demo
