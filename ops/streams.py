@@ -21,6 +21,12 @@ from contracts import topology as t
 
 UNLIMITED = -1
 
+TOPOLOGY_STREAMS: tuple[str, ...] = (
+    *(s.name for s in t.STREAMS),
+    *(kv.stream for kv in t.KV_BUCKETS),
+)
+"""Every stream the topology declares: its streams, then its KV buckets' streams."""
+
 
 @dataclass(frozen=True)
 class ConsumerReport:
@@ -141,13 +147,6 @@ def stream_report(
         replicas=config.num_replicas or 1,
         consumers=tuple(sorted(seen, key=lambda c: c.name)),
     )
-
-
-TOPOLOGY_STREAMS: tuple[str, ...] = (
-    *(s.name for s in t.STREAMS),
-    *(kv.stream for kv in t.KV_BUCKETS),
-)
-"""Every stream the topology declares: its streams, then its KV buckets' streams."""
 
 
 async def collect_streams(js: JetStreamContext) -> list[StreamReport]:
