@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from bus.headers import SIGNATURE as SIGNATURE_HEADER
 from bus.headers import SIGNER as SIGNER_HEADER
+from bus.identity import CertPaths
 from contracts import Identity
 
 
@@ -58,7 +59,7 @@ class Verifier:
     def from_dir(cls, certs_dir: Path) -> Verifier:
         keys: dict[str, Ed25519PublicKey] = {}
         for identity in Identity:
-            path = certs_dir / f"{identity}-signing.pub"
+            path = CertPaths(certs_dir).verify_key(identity)
             if path.exists():
                 key = serialization.load_pem_public_key(path.read_bytes())
                 if isinstance(key, Ed25519PublicKey):

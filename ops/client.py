@@ -4,71 +4,145 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from agents.settings import Settings
-from bus import Credentials, Verifier, connect
+from bus import Credentials, Signer, Verifier, connect
 from contracts import Identity, SubmitIntent
 from contracts import subjects as s
 from ops.audit.trail import IntentTrail, canonical_intent_id, find_trail
-from ops.stack.embedded import state_file
+from ops.stack.state import read_state
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long a command waits for NATS to accept its connection, unless it is given a timeout."""
+
+
+class StackUnreachable(Exception):
+    """The stack's NATS cannot be reached (not running, refused, timed out); says what to do."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        """Why, in a few words (`connection refused`, `no answer within 3s`)."""
+
+
+class BadCredentials(Exception):
+    """An identity's certificate or key is there but cannot be used; says which file."""
+
+
+def stack_nats_urls(settings: Settings) -> list[str]:
+    """Where the stack's NATS is: the configured URLs when set (`TRADEOPS_NATS_URL`), else the
+    running stack's (its run file), else the embedded server's default address.
+
+    Raises `CorruptRunFile` when the run file is unreadable."""
+    if settings.nats_url:
+        return settings.nats_servers()
+    state = read_state(settings.data_dir)
+    return [state.nats.url] if state is not None else settings.nats_servers()
 
 
 def stack_nats_url(settings: Settings) -> str:
-    """The running stack's NATS URL (from its state file), else the configured one."""
-    try:
-        doc: dict[str, Any] = json.loads(state_file(settings.data_dir).read_text())
-        return str(doc["nats"]["url"])
-    except (OSError, ValueError, KeyError):
-        return settings.nats_servers()[0]
+    """`stack_nats_urls` as one line, for messages."""
+    return ", ".join(stack_nats_urls(settings))
 
 
 def stack_database_url(settings: Settings) -> str | None:
+    """The configured Postgres URL, else the running stack's (its run file), else None."""
     if settings.database_url:
         return settings.database_url
+    state = read_state(settings.data_dir)
+    return state.database.url if state is not None else None
+
+
+def _tls(credentials: Credentials) -> None:
+    """Fail now, with the file named, when the identity's certificates cannot be loaded."""
     try:
-        doc: dict[str, Any] = json.loads(state_file(settings.data_dir).read_text())
-        url = doc["database"]["url"]
-        return str(url) if url else None
-    except (OSError, ValueError, KeyError):
-        return None
+        credentials.ssl_context()  # FileNotFoundError names the file and `certs init`
+    except (ssl.SSLError, ValueError) as exc:
+        raise BadCredentials(
+            f"the {credentials.identity} certificate or key in {credentials.certs_dir} cannot "
+            f"be loaded ({getattr(exc, 'reason', None) or exc}); restore them from where they "
+            "were issued"
+        ) from None
 
 
-class StackUnavailable(Exception):
-    """The stack in the data dir cannot be reached; the message says what to do."""
+def _why(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, TimeoutError | nats.errors.TimeoutError):
+        return f"no answer within {timeout_s:g}s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, nats.errors.NoServersError):
+        return "no server answered"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @asynccontextmanager
-async def connected(settings: Settings, identity: Identity) -> AsyncIterator[NATS]:
-    """Connect to the stack as `identity` (certificates from the data dir)."""
-    url = stack_nats_url(settings)
+async def connected(
+    settings: Settings,
+    identity: Identity,
+    *,
+    servers: list[str] | None = None,
+    timeout_s: float = CONNECT_TIMEOUT_S,
+) -> AsyncIterator[NATS]:
+    """Connect to the stack of `settings.data_dir` as `identity`, or fail within `timeout_s`.
+
+    The one way operator tools connect: certificates from the data dir, the stack's URL from
+    `stack_nats_urls` (or `servers`), no reconnect (a command that lost its server should say
+    so, not hang). Raises `StackUnreachable`, `FileNotFoundError` (a missing certificate) or
+    `BadCredentials`."""
+    urls = servers or stack_nats_urls(settings)
+    credentials = Credentials(identity, settings.certs_dir)
+    _tls(credentials)
     try:
-        nc = await connect(
-            url,
-            Credentials(identity, settings.certs_dir),
-            allow_reconnect=False,
-            max_reconnect_attempts=1,  # nats-py also applies it to the first connect
-            connect_timeout_s=3.0,
+        async with asyncio.timeout(timeout_s):
+            nc = await connect(
+                urls,
+                credentials,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,  # nats-py also applies it to the first connect
+                connect_timeout_s=min(3.0, timeout_s),
+            )
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        nothing_runs = settings.nats_url is None and read_state(settings.data_dir) is None
+        where = (
+            f"no stack has run in {settings.data_dir} (start one: `tradeops up --data-dir "
+            f"{settings.data_dir}`)"
+            if nothing_runs
+            else f"is the stack running? `tradeops status --data-dir {settings.data_dir}`"
         )
-    except FileNotFoundError as exc:
-        raise StackUnavailable(str(exc)) from None
-    except Exception as exc:
-        raise StackUnavailable(
-            f"cannot reach NATS at {url} as {identity} ({exc!r}); is the stack running? "
-            f"`tradeops status --data-dir {settings.data_dir}`"
+        why = _why(exc, timeout_s)
+        raise StackUnreachable(
+            f"cannot reach NATS at {', '.join(urls)} as {identity} ({why}); {where}", why
         ) from None
     try:
         yield nc
     finally:
-        await nc.close()
+        with contextlib.suppress(Exception):
+            await nc.close()
+
+
+def load_signer(settings: Settings, identity: Identity = Identity.OPS) -> Signer:
+    """The identity's signing key from the data dir; a missing or bad key is named."""
+    path = Credentials(identity, settings.certs_dir).signing_key_file
+    try:
+        return Signer.from_file(identity, path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} is missing: records of {identity} must be signed with its key; run this "
+            f"where the {identity} identity lives, or `tradeops certs init --data-dir "
+            f"{settings.data_dir}` for a new data dir"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise BadCredentials(f"cannot load the {identity} signing key {path} ({exc})") from None
 
 
 async def submit(nc: NATS, intent: SubmitIntent) -> uuid.UUID:

@@ -16,12 +16,11 @@ from nats.aio.client import Client as NATS
 from rich.console import Console
 
 from agents.settings import load_settings
-from bus import Credentials, connect
 from contracts import Identity, SubmitIntent
 from contracts import topology as t
 from ops.audit.trail import IntentTrail
 from ops.cli.render import render_trail
-from ops.client import submit, submit_raw, wait_outcome
+from ops.client import connected, submit, submit_raw, wait_outcome
 from ops.stack.embedded import EmbeddedStack
 from ops.stack.natsd import free_port
 
@@ -98,6 +97,35 @@ async def _wait_ticks(ops: NATS, symbols: list[str], timeout_s: float = 30.0) ->
     return prices
 
 
+async def _play(console: Console, certs_dir: Path, client: NATS, ops: NATS) -> int:
+    """Submit each step, wait for its outcome, print the chains; return the unexpected count."""
+    failures = 0
+    prices = await _wait_ticks(ops, ["BTC-USD", "ETH-USD", "AAPL"])
+    trails: list[tuple[Step, IntentTrail]] = []
+    for step in scenario(prices["ETH-USD"]):
+        if step.intent is not None:
+            for _ in range(step.repeat):
+                iid = await submit(client, step.intent)
+        else:
+            assert step.raw is not None
+            await submit_raw(client, "BTC-USD", step.raw)
+            iid = uuid.UUID(json.loads(step.raw)["intent_id"])
+        trail = await wait_outcome(ops, iid, certs_dir, 30.0)
+        trails.append((step, trail))
+        ok = trail.outcome in step.expect
+        failures += not ok
+        colour = "green" if ok else "red"
+        console.print(
+            f"[{colour}]{trail.outcome:<13}[/] {step.title}"
+            + (f" [dim]({', '.join(trail.reasons)})[/]" if trail.reasons else "")
+        )
+    console.rule("each intent's chain")
+    for step, trail in trails:
+        console.print(f"[bold]{step.title}[/]")
+        console.print(render_trail(trail), highlight=False)
+    return failures
+
+
 async def run_demo(
     console: Console, data_dir: Path | None, positions: PositionsRenderer | None
 ) -> int:
@@ -121,37 +149,14 @@ async def run_demo(
             f"[green]stack up[/] in {time.monotonic() - started:.1f}s: "
             f"{', '.join(str(a) for a in stack.agents)} on {stack.layout.url}"
         )
-        client = await connect(stack.layout.url, Credentials(Identity.CLIENT, settings.certs_dir))
-        ops = await connect(stack.layout.url, Credentials(Identity.OPS, settings.certs_dir))
-        prices = await _wait_ticks(ops, ["BTC-USD", "ETH-USD", "AAPL"])
-        trails: list[tuple[Step, IntentTrail]] = []
-        for step in scenario(prices["ETH-USD"]):
-            if step.intent is not None:
-                for _ in range(step.repeat):
-                    iid = await submit(client, step.intent)
-            else:
-                assert step.raw is not None
-                await submit_raw(client, "BTC-USD", step.raw)
-                iid = uuid.UUID(json.loads(step.raw)["intent_id"])
-            trail = await wait_outcome(ops, iid, settings.certs_dir, 30.0)
-            trails.append((step, trail))
-            ok = trail.outcome in step.expect
-            failures += not ok
-            colour = "green" if ok else "red"
-            console.print(
-                f"[{colour}]{trail.outcome:<13}[/] {step.title}"
-                + (f" [dim]({', '.join(trail.reasons)})[/]" if trail.reasons else "")
-            )
-
-        console.rule("each intent's chain")
-        for step, trail in trails:
-            console.print(f"[bold]{step.title}[/]")
-            console.print(render_trail(trail), highlight=False)
+        async with (
+            connected(settings, Identity.CLIENT) as client,
+            connected(settings, Identity.OPS) as ops,
+        ):
+            failures = await _play(console, settings.certs_dir, client, ops)
         if positions is not None and stack.database_url:
             console.rule("positions and cash (Postgres)")
             console.print(await positions(stack.database_url), highlight=False)
-        await client.close()
-        await ops.close()
     finally:
         with console.status("stopping"):
             await stack.stop()

@@ -15,8 +15,9 @@ from agents.base import Agent
 from agents.ingestor.config import Feed
 from agents.settings import Settings
 from bus import Credentials, connect, provision
+from bus.identity import CertPaths
 from contracts import AGENTS, Identity
-from ops.pki.certs import CertPaths, init_certs
+from ops.pki.certs import init_certs
 from ops.pki.natsconf import NatsLayout
 from ops.stack.natsd import NatsServer, free_port
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bus.identity import CertPaths
 from contracts import Identity
 
 MAGIC = b"tradeops-audit-cache-v1\n"
@@ -26,7 +27,7 @@ FINGERPRINT_BYTES = 16
 
 def derive_key(certs_dir: Path) -> bytes | None:
     """Return the cache key for this set of identities, or None without the ops signing key."""
-    private = certs_dir / f"{Identity.OPS}-signing-key.pem"
+    private = CertPaths(certs_dir).signing_key(Identity.OPS)
     if not private.exists():
         return None
     key = serialization.load_pem_private_key(private.read_bytes(), password=None)
@@ -41,7 +42,7 @@ def derive_key(certs_dir: Path) -> bytes | None:
         )
     )
     for identity in Identity:
-        public = certs_dir / f"{identity}-signing.pub"
+        public = CertPaths(certs_dir).verify_key(identity)
         material.update(public.read_bytes() if public.exists() else b"-")
     return material.digest()
 

@@ -33,6 +33,7 @@ from nats.js.api import PubAck
 from agents.ledger.booking import Position, book_fill
 from agents.ledger.chain import GENESIS_HASH, entry_hash
 from bus import Credentials, Emit, Publisher, Signer, connect, provision
+from bus.identity import CertPaths
 from contracts import (
     Analysis,
     Citation,
@@ -48,7 +49,6 @@ from contracts import (
 )
 from contracts import subjects as s
 from ops.audit import AuditOptions, Parallelism, run_audit
-from ops.pki.certs import CertPaths
 from ops.stack.natsd import scratch_server
 
 TARGET_EVENTS_PER_S = 20_000

@@ -30,6 +30,7 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 
 from bus import Credentials, Emit, Publisher, Signer, Verifier, connect
+from bus.identity import CertPaths
 from bus.replay import read_one
 from contracts import Envelope, Identity
 from contracts import topology as t
@@ -37,7 +38,6 @@ from ops.audit.facts import fact_of
 from ops.audit.trail import find_trail
 from ops.bench.audit import EVENTS_PER_INTENT, chains, fill_streams
 from ops.client import wait_outcome
-from ops.pki.certs import CertPaths
 from ops.stack.natsd import scratch_server
 
 TARGET_LOOKUP_MS = 300.0

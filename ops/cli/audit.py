@@ -20,6 +20,7 @@ from rich.progress import Progress as RichBar
 
 from agents.settings import load_settings
 from bus import Verifier
+from contracts import Identity
 from ops.audit import (
     AuditOptions,
     AuditReport,
@@ -29,13 +30,19 @@ from ops.audit import (
     parse_time,
     run_audit,
 )
-from ops.audit.trail import IntentTrail, NotAnIntentId, canonical_intent_id, find_trail
-from ops.cli.dlq import Unreachable, ops_connection
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.audit.trail import IntentTrail, canonical_intent_id, find_trail
+from ops.cli.errors import fail, one_line
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
 from ops.cli.positions import redact, resolve_database_url
 from ops.cli.render import render_audit
+from ops.client import connected
 
 CACHE_FILE = "verified-signatures.bin"
+
+audit_app = typer.Typer(
+    help="Replay the streams: an intent's trail; signatures, chains and the ledger.",
+    no_args_is_help=True,
+)
 
 
 class BarProgress(Progress):
@@ -69,127 +76,110 @@ class BarProgress(Progress):
         self.bar.stop()
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `audit` commands to `app`."""
-    audit_app = typer.Typer(
-        help="Replay the streams: an intent's trail; signatures, chains and the ledger.",
-        no_args_is_help=True,
+@audit_app.command("trail", epilog=exit_codes_epilog(0, 1, 2, 3, 4, 5))
+def trail(
+    intent_id: Annotated[str, typer.Argument(help="The intent's id (UUID).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Every event of one intent in order: producer, signature, time since submission.
+
+    Exits 3 when nothing is stored for the id, 1 when its chain has problems."""
+    wanted = canonical_intent_id(intent_id)
+    settings = load_settings(data_dir)
+    verifier = Verifier.from_dir(settings.certs_dir)
+
+    async def go() -> IntentTrail:
+        async with connected(settings, Identity.OPS) as nc:
+            return await find_trail(nc, wanted, verifier)
+
+    found = asyncio.run(go())
+    typer.echo(
+        json.dumps(found.to_json(), indent=2, default=str) if as_json else render_audit(found)
     )
-    app.add_typer(audit_app, name="audit")
+    if not found.entries:
+        raise typer.Exit(ExitCode.NOT_FOUND)
+    if found.problems:
+        raise typer.Exit(ExitCode.PROBLEMS)
 
-    @audit_app.command("trail")
-    def trail(
-        intent_id: Annotated[str, typer.Argument(help="The intent's id (UUID).")],
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        """Every event of one intent in order: producer, signature, time since submission."""
-        try:
-            wanted = canonical_intent_id(intent_id)
-        except NotAnIntentId as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        settings = load_settings(data_dir)
-        verifier = Verifier.from_dir(settings.certs_dir)
 
-        async def go() -> IntentTrail:
-            async with ops_connection(settings) as nc:
-                return await find_trail(nc, wanted, verifier)
+@audit_app.command("verify", epilog=exit_codes_epilog(0, 1, 2, 4, 5))
+def verify(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Replay from this time (ISO 8601, or an age such as 24h)."),
+    ] = None,
+    from_seq: Annotated[
+        int | None,
+        typer.Option(
+            "--from-seq", help="Replay SUBMISSIONS from this sequence (the rest from its time)."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Count warnings (pending intents) as errors.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Check this Postgres instead of the running stack's.",
+            envvar="TRADEOPS_DATABASE_URL",
+        ),
+    ] = None,
+    no_postgres: Annotated[
+        bool, typer.Option("--no-postgres", help="Check the streams only.")
+    ] = False,
+    parallel: Annotated[
+        Parallelism, typer.Option(help="Where signatures are verified.")
+    ] = Parallelism.PROCESSES,
+    workers: Annotated[
+        int | None, typer.Option(help="Verification workers (default: one per CPU).")
+    ] = None,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            help="Remember verified signatures (keyed by the ops key) for the next audit."
+        ),
+    ] = True,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+) -> None:
+    """Replay the streams: every signature, every intent's chain, the ledger and balances.
 
-        try:
-            found = asyncio.run(go())
-        except Unreachable as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-        typer.echo(
-            json.dumps(found.to_json(), indent=2, default=str) if as_json else render_audit(found)
+    Exits 1 when anything is wrong, naming each discrepancy (stream, sequence, intent).
+    """
+    try:
+        window = ReplayWindow(since=parse_time(since) if since else None, from_seq=from_seq or 1)
+    except ValueError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    settings = load_settings(data_dir)
+    url = None if no_postgres else resolve_database_url(database_url, settings)
+    options = AuditOptions(
+        window=window,
+        strict=strict,
+        database_url=url,
+        parallelism=parallel,
+        workers=workers,
+        cache_path=settings.data_dir / "audit" / CACHE_FILE if cache else None,
+    )
+    console = Console(stderr=True)
+    bar = BarProgress(console) if progress and console.is_terminal else None
+
+    async def go() -> AuditReport:
+        async with connected(settings, Identity.OPS) as nc:
+            return await run_audit(nc, settings.certs_dir, options, bar)
+
+    try:
+        report = asyncio.run(go())
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError) as exc:
+        where = f" (Postgres {redact(url)})" if url else ""
+        fail(
+            f"audit could not run{where}: {one_line(str(exc)) or type(exc).__name__}",
+            ExitCode.UNREACHABLE,
         )
-        if not found.entries:
-            raise typer.Exit(3)
-        if found.problems:
-            raise typer.Exit(1)
-
-    @audit_app.command("verify")
-    def verify(
-        since: Annotated[
-            str | None,
-            typer.Option(help="Replay from this time (ISO 8601, or an age such as 24h)."),
-        ] = None,
-        from_seq: Annotated[
-            int | None,
-            typer.Option(
-                "--from-seq", help="Replay SUBMISSIONS from this sequence (the rest from its time)."
-            ),
-        ] = None,
-        strict: Annotated[
-            bool, typer.Option("--strict", help="Count warnings (pending intents) as errors.")
-        ] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-        database_url: Annotated[
-            str | None,
-            typer.Option(
-                help="Check this Postgres instead of the running stack's.",
-                envvar="TRADEOPS_DATABASE_URL",
-            ),
-        ] = None,
-        no_postgres: Annotated[
-            bool, typer.Option("--no-postgres", help="Check the streams only.")
-        ] = False,
-        parallel: Annotated[
-            Parallelism, typer.Option(help="Where signatures are verified.")
-        ] = Parallelism.PROCESSES,
-        workers: Annotated[
-            int | None, typer.Option(help="Verification workers (default: one per CPU).")
-        ] = None,
-        cache: Annotated[
-            bool,
-            typer.Option(
-                help="Remember verified signatures (keyed by the ops key) for the next audit."
-            ),
-        ] = True,
-        progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
-    ) -> None:
-        """Replay the streams: every signature, every intent's chain, the ledger and balances.
-
-        Exits 1 when anything is wrong, naming each discrepancy (stream, sequence, intent).
-        """
-        try:
-            window = ReplayWindow(
-                since=parse_time(since) if since else None, from_seq=from_seq or 1
-            )
-        except ValueError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-        settings = load_settings(data_dir)
-        url = None if no_postgres else resolve_database_url(database_url, data_dir)
-        options = AuditOptions(
-            window=window,
-            strict=strict,
-            database_url=url,
-            parallelism=parallel,
-            workers=workers,
-            cache_path=settings.data_dir / "audit" / CACHE_FILE if cache else None,
-        )
-        console = Console(stderr=True)
-        bar = BarProgress(console) if progress and console.is_terminal else None
-
-        async def go() -> AuditReport:
-            async with ops_connection(settings) as nc:
-                return await run_audit(nc, settings.certs_dir, options, bar)
-
-        try:
-            report = asyncio.run(go())
-        except Unreachable as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            where = f" (Postgres {redact(url)})" if url else ""
-            typer.echo(f"audit could not run{where}: {exc!r}", err=True)
-            raise typer.Exit(2) from None
-        finally:
-            if bar is not None:
-                bar.stop()
-        typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
-        if not report.ok:
-            raise typer.Exit(1)
+    finally:
+        if bar is not None:
+            bar.stop()
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+    if not report.ok:
+        raise typer.Exit(ExitCode.PROBLEMS)

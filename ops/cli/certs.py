@@ -1,4 +1,6 @@
-"""`tradeops certs revoke NAME`: refuse an identity at once, without restarting any agent.
+"""`tradeops certs init | revoke`: the identities, and refusing one at once.
+
+`certs revoke NAME` refuses an identity without restarting any agent.
 
 nats-server maps a client certificate to its user by subject (`verify_and_map`), so the denylist
 is per identity: `<data_dir>/certs/revoked.json` names it (with the serial of the certificate it
@@ -24,15 +26,22 @@ import typer
 from cryptography import x509
 
 from agents.settings import load_settings
+from bus.identity import CertPaths
 from contracts import Identity
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir
-from ops.pki.certs import ROUTE, SERVER, CertPaths, subject_dn
+from ops.cli.errors import fail
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
+from ops.pki.certs import ROUTE, SERVER, init_certs, subject_dn
 from ops.pki.natsconf import read_revoked, revoked_file, write_config
-from ops.stack.embedded import nats_layout, state_file
-from ops.stack.status import pid_alive
+from ops.stack.embedded import nats_layout
+from ops.stack.state import pid_alive, read_state
 
 RELOAD_TIMEOUT_S = 10.0
 NOT_IDENTITIES = {SERVER, ROUTE, "ca"}
+
+
+certs_app = typer.Typer(
+    help="Identities: the CA and one certificate per identity.", no_args_is_help=True
+)
 
 
 class RevocationError(Exception):
@@ -99,22 +108,19 @@ def reload_running_server(data_dir: Path) -> int | None:
     Returns the server's pid, or None when no stack runs in `data_dir` (the next start renders
     the configuration with the denylist anyway).
     """
-    try:
-        doc: dict[str, Any] = json.loads(state_file(data_dir).read_text())
-    except (OSError, ValueError):
+    state = read_state(data_dir)
+    server = state.components.get("nats-server") if state is not None else None
+    pid = server.pid if server is not None else None
+    if state is None or pid is None or not pid_alive(pid):
         return None
-    raw_pid = (doc.get("components", {}).get("nats-server") or {}).get("pid")
-    pid = int(raw_pid) if raw_pid else None
-    if pid is None or not pid_alive(pid):
-        return None
-    layout = nats_layout(load_settings(Path(doc["data_dir"])))
-    if layout.url != doc["nats"]["url"] or layout.monitor_url != doc["nats"]["monitor_url"]:
+    layout = nats_layout(load_settings(state.data_dir))
+    if layout.url != state.nats.url or layout.monitor_url != state.nats.monitor_url:
         raise RevocationError(
-            f"the running server ({doc['nats']['url']}) was not started with this data dir's "
+            f"the running server ({state.nats.url}) was not started with this data dir's "
             f"settings ({layout.url}); run the command with the settings of `tradeops up`"
         )
     before = _config_load_time(layout.monitor_url)
-    write_config(layout, Path(doc["data_dir"]) / "nats" / "nats.conf")
+    write_config(layout, state.data_dir / "nats" / "nats.conf")
     os.kill(pid, signal.SIGHUP)  # what `nats-server --signal reload=<pid>` sends
     deadline = time.monotonic() + RELOAD_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -123,42 +129,49 @@ def reload_running_server(data_dir: Path) -> int | None:
         time.sleep(0.05)
     raise RevocationError(
         f"nats-server (pid {pid}) did not reload within {RELOAD_TIMEOUT_S:.0f}s; see "
-        f"{Path(doc['data_dir']) / 'logs' / 'nats-server.log'} for the configuration error"
+        f"{state.data_dir / 'logs' / 'nats-server.log'} for the configuration error"
     )
 
 
-def register(app: typer.Typer) -> None:
-    """Add `revoke` to `app` (the `tradeops certs` group)."""
+@certs_app.command("init", epilog=exit_codes_epilog(0, 5))
+def certs_init(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Create the CA, the server certificate, and each identity's certificate and signing key."""
+    paths, created = init_certs(data_dir)
+    if created:
+        for path in created:
+            typer.echo(f"created {path}")
+    else:
+        typer.echo(f"all identities already exist in {paths.certs_dir}; nothing overwritten")
 
-    @app.command("revoke")
-    def revoke(
-        name: Annotated[
-            str | None,
-            typer.Argument(help="Identity (e.g. client, analyst) or a certificate serial (hex)."),
-        ] = None,
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-        reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
-        reload_only: Annotated[
-            bool, typer.Option(help="Only re-render and reload (after editing revoked.json).")
-        ] = False,
-    ) -> None:
-        """Deny an identity: no new connection, and its open ones closed, agents untouched."""
-        paths = CertPaths(data_dir / "certs")
-        try:
-            if not reload_only:
-                if name is None:
-                    raise RevocationError("name the identity (or serial) to revoke")
-                resolved = resolve(paths, name)
-                if resolved == str(Identity.OPS):
-                    typer.echo("warning: without ops, nobody can provision or flip the kill switch")
-                added = record(paths, resolved, reason)
-                verb = "revoked" if added else "already revoked"
-                typer.echo(f"{verb}: {resolved} ({subject_dn(resolved)}) in {revoked_file(paths)}")
-            pid = reload_running_server(data_dir)
-        except (RevocationError, ValueError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        if pid is None:
-            typer.echo("no running stack in this data dir; its next start applies the denylist")
-        else:
-            typer.echo(f"nats-server (pid {pid}) reloaded; revoked identities are disconnected")
+
+@certs_app.command("revoke", epilog=exit_codes_epilog(0, 1, 5))
+def revoke(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Identity (e.g. client, analyst) or a certificate serial (hex)."),
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+    reload_only: Annotated[
+        bool, typer.Option(help="Only re-render and reload (after editing revoked.json).")
+    ] = False,
+) -> None:
+    """Deny an identity: no new connection, and its open ones closed, agents untouched."""
+    paths = CertPaths(data_dir / "certs")
+    try:
+        if not reload_only:
+            if name is None:
+                raise RevocationError("name the identity (or serial) to revoke")
+            resolved = resolve(paths, name)
+            if resolved == str(Identity.OPS):
+                typer.echo("warning: without ops, nobody can provision or flip the kill switch")
+            added = record(paths, resolved, reason)
+            verb = "revoked" if added else "already revoked"
+            typer.echo(f"{verb}: {resolved} ({subject_dn(resolved)}) in {revoked_file(paths)}")
+        pid = reload_running_server(data_dir)
+    except (RevocationError, ValueError) as exc:
+        fail(str(exc), ExitCode.PROBLEMS)
+    if pid is None:
+        typer.echo("no running stack in this data dir; its next start applies the denylist")
+    else:
+        typer.echo(f"nats-server (pid {pid}) reloaded; revoked identities are disconnected")

@@ -5,36 +5,31 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
 from agents.settings import Settings, load_settings
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.cli.errors import fail, validation_message
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
 from ops.config import FILE_NAME, effective, render_effective, template
 
-app = typer.Typer(help="The settings: what is in effect, and a file to start from.")
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+config_app = typer.Typer(
+    help="The settings: what is in effect, and a file to start from.", no_args_is_help=True
+)
 
 
 def _load(data_dir: DataDir) -> Settings:
     try:
         return load_settings(data_dir)
     except tomllib.TOMLDecodeError as exc:
-        _fail(f"{data_dir / FILE_NAME} is not valid TOML: {exc}", 2)
+        fail(f"{data_dir / FILE_NAME} is not valid TOML: {exc}", ExitCode.SETUP)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        _fail(f"settings: {where}: {first['msg']}{more}", 2)
+        fail(validation_message(exc, "settings"), ExitCode.SETUP)
 
 
-@app.command("show")
+@config_app.command("show", epilog=exit_codes_epilog(0, 5))
 def show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -50,7 +45,7 @@ def show(
         typer.echo(render_effective(settings, os.environ), nl=False)
 
 
-@app.command("init")
+@config_app.command("init", epilog=exit_codes_epilog(0, 1, 5))
 def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -58,7 +53,7 @@ def init(
     """Write <data-dir>/tradeops.toml: every setting at its default, each one explained."""
     path = data_dir / FILE_NAME
     if path.exists() and not force:
-        _fail(f"{path} already exists; --force overwrites it", 1)
+        fail(f"{path} already exists; --force overwrites it", ExitCode.PROBLEMS)
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(template())

@@ -1,28 +1,40 @@
-"""`tradeops kill | resume | reduce` and `tradeops demo`."""
+"""`tradeops kill | resume | reduce`: the desk-wide trading state (the kill switch)."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import getpass
+import uuid
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from pydantic import ValidationError
 
 from agents.settings import load_settings
-from bus import Credentials, Signer
-from contracts import Identity, TradingState
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir
-from ops.client import connected
+from contracts import Identity, TradingState, TradingStateChanged
+from ops.cli.errors import fail, validation_message
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
+from ops.client import connected, load_signer
 from ops.control import set_trading_state
-from ops.demo import PositionsRenderer, run_demo
+
+control_app = typer.Typer()
+
+EPILOG = exit_codes_epilog(0, 2, 4, 5)
 
 
 def _flip(data_dir: DataDir, state: TradingState, reason: str) -> None:
+    try:  # the record is checked before anything connects: an oversized reason is a usage error
+        TradingStateChanged(
+            event_id=uuid.uuid4(),
+            producer=Identity.OPS,
+            state=state,
+            reason=reason,
+            requested_by=getpass.getuser(),
+        )
+    except ValidationError as exc:
+        fail(validation_message(exc, "trading state change"), ExitCode.USAGE)
     settings = load_settings(data_dir)
-    signer = Signer.from_file(
-        Identity.OPS, Credentials(Identity.OPS, settings.certs_dir).signing_key_file
-    )
+    signer = load_signer(settings, Identity.OPS)
 
     async def go() -> int:
         async with connected(settings, Identity.OPS) as nc:
@@ -33,38 +45,28 @@ def _flip(data_dir: DataDir, state: TradingState, reason: str) -> None:
     typer.echo(f"trading state -> {state} (CONTROL #{seq})")
 
 
-def register(app: typer.Typer, positions: PositionsRenderer | None = None) -> None:
-    @app.command()
-    def kill(
-        reason: Annotated[str, typer.Option(help="Why trading stops (recorded).")],
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        """Halt all trading: nothing is approved or executed until `tradeops resume`."""
-        _flip(data_dir, TradingState.HALTED, reason)
+@control_app.command(epilog=EPILOG)
+def kill(
+    reason: Annotated[str, typer.Option(help="Why trading stops (recorded).")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Halt all trading: nothing is approved or executed until `tradeops resume`."""
+    _flip(data_dir, TradingState.HALTED, reason)
 
-    @app.command()
-    def resume(
-        reason: Annotated[str, typer.Option(help="Why trading resumes.")] = "",
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        """Resume normal trading."""
-        _flip(data_dir, TradingState.ACTIVE, reason)
 
-    @app.command()
-    def reduce(
-        reason: Annotated[str, typer.Option(help="Why only reducing orders are allowed.")] = "",
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        """Allow only orders that reduce an existing position."""
-        _flip(data_dir, TradingState.REDUCING, reason)
+@control_app.command(epilog=EPILOG)
+def resume(
+    reason: Annotated[str, typer.Option(help="Why trading resumes.")] = "",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Resume normal trading."""
+    _flip(data_dir, TradingState.ACTIVE, reason)
 
-    @app.command()
-    def demo(
-        data_dir: Annotated[
-            str | None,
-            typer.Option("--data-dir", help="Keep the demo stack here (default: a temporary dir)."),
-        ] = None,
-    ) -> None:
-        """Start the embedded stack, run a scripted scenario, print chains and positions, stop."""
-        code = asyncio.run(run_demo(Console(), Path(data_dir) if data_dir else None, positions))
-        raise typer.Exit(code)
+
+@control_app.command(epilog=EPILOG)
+def reduce(
+    reason: Annotated[str, typer.Option(help="Why only reducing orders are allowed.")] = "",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Allow only orders that reduce an existing position."""
+    _flip(data_dir, TradingState.REDUCING, reason)

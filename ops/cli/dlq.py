@@ -5,23 +5,21 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import nats.errors
 import typer
 from nats.aio.client import Client as NATS
 
 from agents.settings import Settings, load_settings
-from bus import Credentials, Signer, Verifier, connect
+from bus import Verifier
 from contracts import Identity
 from ops.audit.window import parse_time
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir
-from ops.client import stack_nats_url
+from ops.cli.errors import fail
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
+from ops.client import connected, load_signer
 from ops.dlq import (
-    DlqError,
     PurgePlan,
     StoredDeadLetter,
     list_dead_letters,
@@ -33,63 +31,38 @@ from ops.dlq import (
 from ops.dlq import get_dead_letter as fetch_dead_letter
 
 T = TypeVar("T")
-CONNECT_TIMEOUT_S = 10.0
 
+MAX_PAYLOAD_BYTES = 1024 * 1024
+"""The largest repaired payload `dlq retry --payload` re-publishes (the server's max_payload)."""
 
-class Unreachable(Exception):
-    """The stack's NATS did not answer."""
+dlq_app = typer.Typer(
+    help="Dead letters: list, show, retry (original or repaired bytes), purge.",
+    no_args_is_help=True,
+)
 
-
-@asynccontextmanager
-async def ops_connection(settings: Settings) -> AsyncIterator[NATS]:
-    """Connect as ops to the stack in `settings`' data dir, or fail within seconds."""
-    url = stack_nats_url(settings)
-    try:
-        async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            nc = await connect(
-                url,
-                Credentials(Identity.OPS, settings.certs_dir),
-                allow_reconnect=False,
-                max_reconnect_attempts=1,
-                connect_timeout_s=3.0,
-            )
-    except (OSError, TimeoutError, nats.errors.Error) as exc:
-        raise Unreachable(
-            f"cannot reach NATS at {url} ({type(exc).__name__}); is the stack running "
-            f"(`tradeops status --data-dir {settings.data_dir}`)?"
-        ) from None
-    try:
-        yield nc
-    finally:
-        await nc.close()
+DlqId = Annotated[
+    int,
+    typer.Argument(metavar="ID", min=1, max=2**63 - 1, help="The DLQ stream sequence."),
+]
 
 
 def _as_ops(settings: Settings, work: Callable[[NATS], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with ops_connection(settings) as nc:
+        async with connected(settings, Identity.OPS) as nc:
             return await work(nc)
 
-    try:
-        return asyncio.run(go())
-    except DlqError as exc:
-        typer.echo(f"{exc.code}: {exc}", err=True)
-        raise typer.Exit(3) from None
-    except Unreachable as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    return asyncio.run(go())
 
 
-def _ops_signer(settings: Settings) -> Signer:
-    path = Credentials(Identity.OPS, settings.certs_dir).signing_key_file
-    try:
-        return Signer.from_file(Identity.OPS, path)
-    except (OSError, ValueError) as exc:
-        typer.echo(
-            f"cannot load the ops signing key {path} ({exc}); operator records must be signed "
-            "by ops: run this where the ops identity lives",
-            err=True,
+def _payload(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_PAYLOAD_BYTES:
+        fail(
+            f"{path} is {size:,} bytes; a re-published message can be at most "
+            f"{MAX_PAYLOAD_BYTES:,} bytes",
+            ExitCode.USAGE,
         )
-        raise typer.Exit(2) from None
+    return path.read_bytes()
 
 
 def short_error(x: StoredDeadLetter, width: int = 60) -> str:
@@ -186,119 +159,111 @@ def render_show(x: StoredDeadLetter) -> str:
     return "\n".join(lines)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `dlq` commands to `app`."""
-    dlq_app = typer.Typer(
-        help="Dead letters: list, show, retry (original or repaired bytes), purge.",
-        no_args_is_help=True,
+@dlq_app.command("list", epilog=exit_codes_epilog(0, 4, 5))
+def dlq_list(
+    agent: Annotated[Identity | None, typer.Option(help="Only this agent's dead letters.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """List the dead letters in the DLQ stream (purged ones are gone), oldest first."""
+    settings = load_settings(data_dir)
+    letters = _as_ops(settings, lambda nc: list_dead_letters(nc, agent=agent))
+    if as_json:
+        typer.echo(json.dumps([letter_json(x) for x in letters], indent=2))
+    else:
+        typer.echo(render_list(letters))
+
+
+@dlq_app.command("show", epilog=exit_codes_epilog(0, 2, 3, 4, 5))
+def dlq_show(
+    dlq_id: DlqId,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Show one dead letter: the error, the original bytes and headers, its retries."""
+    settings = load_settings(data_dir)
+    verifier = Verifier.from_dir(settings.certs_dir)
+    letter = _as_ops(settings, lambda nc: fetch_dead_letter(nc, dlq_id, verifier))
+    typer.echo(
+        json.dumps(letter_json(letter, full=True), indent=2) if as_json else render_show(letter)
     )
-    app.add_typer(dlq_app, name="dlq")
 
-    @dlq_app.command("list")
-    def dlq_list(
-        agent: Annotated[
-            Identity | None, typer.Option(help="Only this agent's dead letters.")
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        """List the dead letters in the DLQ stream (purged ones are gone), oldest first."""
-        settings = load_settings(data_dir)
-        letters = _as_ops(settings, lambda nc: list_dead_letters(nc, agent=agent))
-        if as_json:
-            typer.echo(json.dumps([letter_json(x) for x in letters], indent=2))
-        else:
-            typer.echo(render_list(letters))
 
-    @dlq_app.command("show")
-    def dlq_show(
-        dlq_id: Annotated[int, typer.Argument(metavar="ID", help="The DLQ stream sequence.")],
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        """Show one dead letter: the error, the original bytes and headers, its retries."""
-        settings = load_settings(data_dir)
-        verifier = Verifier.from_dir(settings.certs_dir)
-        letter = _as_ops(settings, lambda nc: fetch_dead_letter(nc, dlq_id, verifier))
-        typer.echo(
-            json.dumps(letter_json(letter, full=True), indent=2) if as_json else render_show(letter)
-        )
+@dlq_app.command("retry", epilog=exit_codes_epilog(0, 2, 3, 4, 5))
+def dlq_retry(
+    dlq_id: DlqId,
+    payload: Annotated[
+        Path | None,
+        typer.Option(
+            "--payload",
+            help="Re-publish these (repaired) bytes instead of the original.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
+    again: Annotated[
+        bool, typer.Option("--again", help="Retry even though it was retried before.")
+    ] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Re-publish a dead letter's message to its original subject as ops, and record it."""
+    settings = load_settings(data_dir)
+    data = _payload(payload) if payload is not None else None
+    signer = load_signer(settings, Identity.OPS)
+    outcome = _as_ops(
+        settings,
+        lambda nc: retry_dead_letter(
+            nc,
+            signer,
+            dlq_id,
+            payload=data,
+            again=again,
+            requested_by=getpass.getuser(),
+        ),
+    )
+    record = outcome.record
+    kind = "repaired bytes" if record.repaired else "original bytes"
+    typer.echo(
+        f"retried DLQ #{dlq_id}: {kind} re-published on {record.original_subject} as "
+        f"{record.published_stream} #{record.published_seq} "
+        f"(recorded as DLQ #{outcome.record_seq})"
+    )
 
-    @dlq_app.command("retry")
-    def dlq_retry(
-        dlq_id: Annotated[int, typer.Argument(metavar="ID", help="The DLQ stream sequence.")],
-        payload: Annotated[
-            Path | None,
-            typer.Option(
-                "--payload",
-                help="Re-publish these (repaired) bytes instead of the original.",
-                exists=True,
-                dir_okay=False,
-                readable=True,
-            ),
-        ] = None,
-        again: Annotated[
-            bool, typer.Option("--again", help="Retry even though it was retried before.")
-        ] = False,
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        """Re-publish a dead letter's message to its original subject as ops, and record it."""
-        settings = load_settings(data_dir)
-        data = payload.read_bytes() if payload is not None else None
-        signer = _ops_signer(settings)
-        outcome = _as_ops(
-            settings,
-            lambda nc: retry_dead_letter(
-                nc,
-                signer,
-                dlq_id,
-                payload=data,
-                again=again,
-                requested_by=getpass.getuser(),
-            ),
-        )
-        record = outcome.record
-        kind = "repaired bytes" if record.repaired else "original bytes"
-        typer.echo(
-            f"retried DLQ #{dlq_id}: {kind} re-published on {record.original_subject} as "
-            f"{record.published_stream} #{record.published_seq} "
-            f"(recorded as DLQ #{outcome.record_seq})"
-        )
 
-    @dlq_app.command("purge")
-    def dlq_purge(
-        before: Annotated[
-            str,
-            typer.Option(help="Remove dead letters stored before this time (ISO 8601, or 7d)."),
-        ],
-        yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        """Remove old dead letters from the DLQ stream (the purge itself is recorded)."""
-        try:
-            when = parse_time(before)
-        except ValueError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-        settings = load_settings(data_dir)
-        signer = _ops_signer(settings)
-        plan: PurgePlan = _as_ops(settings, lambda nc: plan_purge(nc, when))
-        if not plan.letters:
-            typer.echo(f"no dead letters stored before {when.isoformat()}; nothing removed")
-            return
-        if not yes:
-            typer.confirm(
-                f"remove {len(plan.letters)} dead letters stored before {when.isoformat()} "
-                f"(DLQ #{plan.letters[0].seq}..#{plan.letters[-1].seq})?",
-                abort=True,
-            )
-        outcome = _as_ops(
-            settings,
-            lambda nc: purge_dead_letters(nc, signer, plan, requested_by=getpass.getuser()),
+@dlq_app.command("purge", epilog=exit_codes_epilog(0, 2, 4, 5))
+def dlq_purge(
+    before: Annotated[
+        str,
+        typer.Option(help="Remove dead letters stored before this time (ISO 8601, or 7d)."),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Remove old dead letters from the DLQ stream (the purge itself is recorded)."""
+    try:
+        when = parse_time(before)
+    except ValueError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    settings = load_settings(data_dir)
+    signer = load_signer(settings, Identity.OPS)
+    plan: PurgePlan = _as_ops(settings, lambda nc: plan_purge(nc, when))
+    if not plan.letters:
+        typer.echo(f"no dead letters stored before {when.isoformat()}; nothing removed")
+        return
+    if not yes:
+        typer.confirm(
+            f"remove {len(plan.letters)} dead letters stored before {when.isoformat()} "
+            f"(DLQ #{plan.letters[0].seq}..#{plan.letters[-1].seq})?",
+            abort=True,
         )
-        agents = ", ".join(f"{a} {n}" for a, n in sorted(outcome.by_agent.items()))
-        records = ", ".join(f"#{seq}" for seq in outcome.record_seqs)
-        typer.echo(
-            f"removed {outcome.removed} dead letters stored before {when.isoformat()} "
-            f"({agents}); recorded as DLQ {records}"
-        )
+    outcome = _as_ops(
+        settings,
+        lambda nc: purge_dead_letters(nc, signer, plan, requested_by=getpass.getuser()),
+    )
+    agents = ", ".join(f"{a} {n}" for a, n in sorted(outcome.by_agent.items()))
+    records = ", ".join(f"#{seq}" for seq in outcome.record_seqs)
+    typer.echo(
+        f"removed {outcome.removed} dead letters stored before {when.isoformat()} "
+        f"({agents}); recorded as DLQ {records}"
+    )

@@ -6,7 +6,7 @@ import asyncio
 import json
 import signal
 from enum import StrEnum
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,8 @@ from bus import Verifier
 from contracts import Identity
 from contracts.kinds import Outcome
 from ops.audit.window import parse_time
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.cli.errors import fail
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode
 from ops.client import connected, stack_nats_url
 from ops.intents.listing import list_intents
 from ops.intents.live import LiveEvent, watch
@@ -30,11 +31,6 @@ class OutcomeFilter(StrEnum):
     DEAD_LETTERED = Outcome.DEAD_LETTERED
     HANDED_OVER = Outcome.HANDED_OVER
     PENDING = Outcome.PENDING
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _row(r: IntentRow) -> list[str]:
@@ -100,7 +96,7 @@ def intent_list(
             limit=limit,
         )
     except (ValueError, BadFilter) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), ExitCode.USAGE)
     settings = load_settings(data_dir)
 
     async def go() -> IntentListing:
@@ -155,12 +151,6 @@ def intent_watch(
     try:
         stopped = asyncio.run(go())
     except BadFilter as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), ExitCode.USAGE)
     if not stopped:
-        _fail("lost the connection to NATS", 2)
-
-
-def register(intent_app: typer.Typer) -> None:
-    """Add `list` and `watch` to the `intent` group."""
-    intent_app.command("list")(intent_list)
-    intent_app.command("watch")(intent_watch)
+        fail("lost the connection to NATS", ExitCode.UNREACHABLE)

@@ -6,19 +6,18 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.cli.errors import fail
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog, hint
 from ops.logs import Follower, log_files, tail
 
 POLL_S = 0.25
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+logs_app = typer.Typer()
 
 
 def _chosen(data_dir: Path, name: str | None) -> dict[str, Path]:
@@ -26,12 +25,18 @@ def _chosen(data_dir: Path, name: str | None) -> dict[str, Path]:
     if name is None:
         present = {n: p for n, p in files.items() if p.exists()}
         if not present:
-            _fail(f"no logs in {data_dir}: has the stack run there? (`tradeops up`)", 3)
+            fail(
+                f"no logs in {data_dir}: has the stack run there? ({hint('up', data_dir)})",
+                ExitCode.NOT_FOUND,
+            )
         return present
     if name not in files:
-        _fail(f"no log named {name!r}; known: {', '.join(files)}", 2)
+        fail(f"no log named {name!r}; known: {', '.join(files)}", ExitCode.USAGE)
     if not files[name].exists():
-        _fail(f"no {name} log yet ({files[name]}); has the stack run in {data_dir}?", 3)
+        fail(
+            f"no {name} log yet ({files[name]}); has the stack run in {data_dir}?",
+            ExitCode.NOT_FOUND,
+        )
     return {name: files[name]}
 
 
@@ -42,6 +47,7 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@logs_app.command("logs", epilog=exit_codes_epilog(0, 2, 3))
 def logs(
     name: Annotated[
         str | None,

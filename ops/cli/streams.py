@@ -10,11 +10,14 @@ import typer
 
 from agents.settings import load_settings
 from contracts import Identity
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir
+from ops.cli.errors import fail
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
 from ops.client import connected
 from ops.streams import StreamReport, collect_streams
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+streams_app = typer.Typer()
 
 
 def size(n: int) -> str:
@@ -73,6 +76,7 @@ def render(reports: list[StreamReport]) -> str:
     return "\n".join(lines)
 
 
+@streams_app.command("streams", epilog=exit_codes_epilog(0, 1, 4, 5))
 def streams(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -95,5 +99,4 @@ def streams(
         f"{c.stream}/{c.name}" for r in reports for c in r.consumers if c.missing
     ]
     if missing:
-        typer.echo(f"error: missing on the server: {', '.join(missing)}", err=True)
-        raise typer.Exit(1)
+        fail(f"missing on the server: {', '.join(missing)}", ExitCode.PROBLEMS)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -12,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bus.identity import CertPaths
 from contracts import Identity
 
 ORGANIZATION = "tradeops"
@@ -23,33 +23,6 @@ ROUTE = "route"
 """The certificate cluster nodes present to each other on routes (server and client use)."""
 CLUSTER_HOSTNAMES = ("nats", "nats-1", "nats-2", "nats-3")
 """Host names of the compose cluster's nodes, carried as DNS SANs by SERVER and ROUTE."""
-
-
-@dataclass(frozen=True)
-class CertPaths:
-    """Where one data directory keeps its certificates and keys."""
-
-    certs_dir: Path
-
-    @property
-    def ca(self) -> Path:
-        return self.certs_dir / "ca.pem"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.certs_dir / "ca-key.pem"
-
-    def cert(self, name: str) -> Path:
-        return self.certs_dir / f"{name}.pem"
-
-    def key(self, name: str) -> Path:
-        return self.certs_dir / f"{name}-key.pem"
-
-    def signing_key(self, identity: Identity | str) -> Path:
-        return self.certs_dir / f"{identity}-signing-key.pem"
-
-    def verify_key(self, identity: Identity | str) -> Path:
-        return self.certs_dir / f"{identity}-signing.pub"
 
 
 def subject_dn(identity: Identity | str) -> str:

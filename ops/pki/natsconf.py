@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from bus.identity import CertPaths
 from contracts import Identity
 from contracts.permissions import Grant, grants
 from contracts.subjects import inbox_prefix
-from ops.pki.certs import ROUTE, SERVER, CertPaths, subject_dn
+from ops.pki.certs import ROUTE, SERVER, subject_dn
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def render_single_node(layout: NatsLayout, revoked: Collection[str] = ()) -> str
 
 def revoked_file(certs: CertPaths) -> Path:
     """Return the denylist of revoked identities kept next to the certificates."""
-    return certs.certs_dir / "revoked.json"
+    return certs.revoked
 
 
 def read_revoked(certs: CertPaths) -> frozenset[str]:

@@ -4,40 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
+import socket
 import sys
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from agents.registry import available_agents
 from agents.settings import Settings
-from bus import Credentials, connect, provision
+from bus import provision
+from bus.identity import CertPaths
 from contracts import Identity
-from ops.pki.certs import CertPaths, init_certs
+from ops.client import connected
+from ops.pki.certs import init_certs
 from ops.pki.natsconf import NatsLayout, write_config
 from ops.stack.natsd import nats_server_binary, wait_healthy
+from ops.stack.state import (
+    DatabaseEndpoint,
+    NatsEndpoints,
+    StackPhase,
+    StackState,
+    clear_pid,
+    run_dir,
+    write_pid,
+    write_state,
+)
 from ops.stack.supervisor import Supervised
 
 log = logging.getLogger("tradeops.stack")
 
 Progress = Callable[[str], None]
-
-
-def run_dir(data_dir: Path) -> Path:
-    return data_dir / "run"
-
-
-def state_file(data_dir: Path) -> Path:
-    return run_dir(data_dir) / "stack.json"
-
-
-def pid_file(data_dir: Path) -> Path:
-    return run_dir(data_dir) / "stack.pid"
 
 
 def nats_layout(settings: Settings) -> NatsLayout:
@@ -58,6 +57,55 @@ def http_ok(url: str) -> bool:
         return False
 
 
+class PortInUse(Exception):
+    """A port the settings name is taken by another process; the message names the setting."""
+
+
+class AgentsNotReady(TimeoutError):
+    """Agents whose /readyz did not answer 200 in time."""
+
+    def __init__(self, agents: list[str], timeout_s: float, log_tails: str = "") -> None:
+        super().__init__(f"agents not ready after {timeout_s:.0f}s: {', '.join(agents)}")
+        self.agents = agents
+        self.log_tails = log_tails
+
+
+def _taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server binds
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(settings: Settings) -> None:
+    """Raise `PortInUse` for the first port of the stack another process listens on."""
+    data_dir = settings.data_dir
+    wanted = [
+        ("nats_port", "127.0.0.1", settings.nats_port),
+        ("nats_monitor_port", "127.0.0.1", settings.nats_monitor_port),
+    ] + [
+        (f"health_ports.{agent}", settings.health_host, port)
+        for agent, port in sorted(settings.health_ports.items())
+    ]
+    seen: dict[int, str] = {}
+    for setting, host, port in wanted:
+        env = "TRADEOPS_" + setting.upper().replace(".", "__")
+        if port in seen:
+            raise PortInUse(
+                f"port {port} is set twice ({seen[port]} and {setting}); give {setting} another "
+                f"port in {data_dir / 'tradeops.toml'} (or {env})"
+            )
+        seen[port] = setting
+        if _taken(host, port):
+            raise PortInUse(
+                f"port {port} ({host}, {setting}) is already in use by another process; set "
+                f"{setting} to a free port in {data_dir / 'tradeops.toml'} (or {env})"
+            )
+
+
 class EmbeddedStack:
     """Starts, supervises and stops the whole system in one data directory."""
 
@@ -76,7 +124,7 @@ class EmbeddedStack:
         self.embedded_db = settings.database_url is None
         self.components: dict[str, Supervised] = {}
         self._pg: Any = None
-        self._state = "starting"
+        self._state: StackPhase = "starting"
         self._writer: asyncio.Task[None] | None = None
         self._started_at: float | None = None
         self.ready_after_s: float | None = None
@@ -85,9 +133,14 @@ class EmbeddedStack:
     # -- start ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start every part; raises `PortInUse` before starting anything when a port is taken.
+
+        Cancelling it (a signal) leaves nothing `stop()` cannot stop: a Postgres being started
+        in a thread is waited for, so it is registered before `stop()` runs."""
+        check_ports(self.settings)
         self._started_at = asyncio.get_running_loop().time()
         run_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
-        pid_file(self.data_dir).write_text(str(os.getpid()))
+        write_pid(self.data_dir)
         self._writer = asyncio.create_task(self._write_state_forever())
         self.progress("certificates")
         _, created = init_certs(self.data_dir)
@@ -96,13 +149,16 @@ class EmbeddedStack:
         await self._start_nats()
         if self.embedded_db:
             self.progress("postgres (embedded)")
-            self.database_url = await asyncio.to_thread(self._start_postgres)
+            starting = asyncio.ensure_future(asyncio.to_thread(self._start_postgres))
+            try:
+                self.database_url = await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await starting  # let the thread finish, so stop() stops what it started
+                raise
         self.progress("provisioning streams and consumers")
-        nc = await connect(self.layout.url, Credentials(Identity.OPS, self.settings.certs_dir))
-        try:
+        async with connected(self.settings, Identity.OPS, servers=[self.layout.url]) as nc:
             await provision(nc.jetstream(), replicas=self.settings.stream_replicas)
-        finally:
-            await nc.close()
         for agent in self.agents:
             self.progress(f"agent {agent}")
             await self._start_agent(agent)
@@ -158,7 +214,7 @@ class EmbeddedStack:
         await proc.start()
 
     async def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Wait until every agent's /readyz answers 200."""
+        """Wait until every agent's /readyz answers 200; raises `AgentsNotReady` naming the rest."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         pending = {a: f"{self.components[str(a)].health_url}/readyz" for a in self.agents}
@@ -171,9 +227,7 @@ class EmbeddedStack:
                 self.ready_after_s = loop.time() - self._started_at
             if pending and loop.time() > deadline:
                 tails = "\n".join(self._log_tail(str(a)) for a in pending)
-                raise TimeoutError(
-                    f"agents not ready after {timeout_s}s: {sorted(pending)}\n{tails}"
-                )
+                raise AgentsNotReady(sorted(str(a) for a in pending), timeout_s, tails)
             await asyncio.sleep(0.2)
 
     @contextlib.asynccontextmanager
@@ -195,22 +249,19 @@ class EmbeddedStack:
 
     # -- state ---------------------------------------------------------------------------------
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "pid": os.getpid(),
-            "state": self._state,
-            "updated_at": datetime.now(UTC).isoformat(),
-            "data_dir": str(self.data_dir),
-            "nats": {"url": self.layout.url, "monitor_url": self.layout.monitor_url},
-            "database": {"url": self.database_url, "embedded": self.embedded_db},
-            "components": {name: c.describe() for name, c in self.components.items()},
-        }
+    def describe(self) -> StackState:
+        return StackState(
+            pid=os.getpid(),
+            state=self._state,
+            updated_at=datetime.now(UTC),
+            data_dir=self.data_dir,
+            nats=NatsEndpoints(url=self.layout.url, monitor_url=self.layout.monitor_url),
+            database=DatabaseEndpoint(url=self.database_url, embedded=self.embedded_db),
+            components={name: c.describe() for name, c in self.components.items()},
+        )
 
     def write_state(self) -> None:
-        path = state_file(self.data_dir)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.describe(), indent=2))
-        tmp.replace(path)
+        write_state(self.data_dir, self.describe())
 
     async def _write_state_forever(self) -> None:
         while True:
@@ -237,4 +288,4 @@ class EmbeddedStack:
                 await self._writer
         self._state = "stopped"
         self.write_state()
-        pid_file(self.data_dir).unlink(missing_ok=True)
+        clear_pid(self.data_dir)

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-from ops.pki.certs import CertPaths, init_certs
+from bus.identity import CertPaths
+from ops.pki.certs import init_certs
 from ops.pki.natsconf import NatsLayout, write_config
 
 

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from agents.settings import Settings
-from bus import Credentials, connect
 from bus.trading_state import latest_control
 from contracts import Identity, TradingState, TradingStateChanged
-from ops.stack.embedded import state_file
+from ops.client import connected
+from ops.stack.state import pid_alive, read_state
 
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+TRADING_STATE_TIMEOUT_S = 3.0
 
 
 def _get_json(url: str) -> tuple[int, dict[str, Any] | None]:
@@ -33,56 +22,61 @@ def _get_json(url: str) -> tuple[int, dict[str, Any] | None]:
         with urllib.request.urlopen(url, timeout=1.0) as resp:
             return int(resp.status), json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        return int(exc.code), json.loads(exc.read() or b"null")
+        try:
+            return int(exc.code), json.loads(exc.read() or b"null")
+        except (OSError, ValueError):
+            return int(exc.code), None
     except (OSError, ValueError):
         return 0, None
+
+
+def readiness(health_url: str) -> tuple[bool, list[str]]:
+    """Whether an agent's /readyz answers 200, and the reasons it gives when not."""
+    code, body = _get_json(f"{health_url}/readyz")
+    reasons = (body or {}).get("reasons") if isinstance(body, dict) else None
+    if not isinstance(reasons, list):
+        reasons = [] if code == 200 else ["no answer"]
+    return code == 200, [str(r) for r in reasons]
 
 
 async def trading_state(settings: Settings, url: str) -> str:
     """Read the trading state from the CONTROL stream as ops; `unknown` if unreachable."""
     try:
-        nc = await connect(
-            url,
-            Credentials(Identity.OPS, settings.certs_dir),
-            allow_reconnect=False,
-            max_reconnect_attempts=1,  # nats-py also applies it to the first connect
-            connect_timeout_s=2.0,
-        )
-    except Exception:
+        async with asyncio.timeout(TRADING_STATE_TIMEOUT_S * 2):
+            async with connected(
+                settings, Identity.OPS, servers=[url], timeout_s=TRADING_STATE_TIMEOUT_S
+            ) as nc:
+                latest = await latest_control(nc.jetstream())
+    except Exception:  # unreachable, no certificates, a half-started server: not known
         return "unknown"
+    if latest is None:
+        return str(TradingState.ACTIVE)
     try:
-        latest = await asyncio.wait_for(latest_control(nc.jetstream()), 3.0)
-        if latest is None:
-            return str(TradingState.ACTIVE)
         return str(TradingStateChanged.model_validate_json(latest[1]).state)
-    except Exception:
+    except ValueError:
         return "unknown"
-    finally:
-        await nc.close()
 
 
 async def collect_status(settings: Settings) -> dict[str, Any]:
-    """Return the status document of the stack in `settings.data_dir`."""
-    path: Path = state_file(settings.data_dir)
-    if not path.exists():
+    """Return the status document of the stack in `settings.data_dir`.
+
+    Raises `CorruptRunFile` when the run file is there but unreadable."""
+    state = read_state(settings.data_dir)
+    if state is None:
         return {"running": False, "data_dir": str(settings.data_dir.resolve()), "components": {}}
-    doc: dict[str, Any] = json.loads(path.read_text())
-    running = pid_alive(doc.get("pid")) and doc.get("state") in {"starting", "running"}
+    doc: dict[str, Any] = state.model_dump(mode="json")
+    running = pid_alive(state.pid) and state.state in {"starting", "running"}
     doc["running"] = running
-    for name, comp in doc.get("components", {}).items():
+    for name, comp in doc["components"].items():
         alive = running and pid_alive(comp.get("pid"))
         comp["alive"] = alive
         if not alive and comp.get("state") == "running":
             comp["state"] = "exited" if running else "stopped"
         if alive and comp.get("health_url") and name != "nats-server":
-            code, body = await asyncio.to_thread(_get_json, f"{comp['health_url']}/readyz")
-            comp["ready"] = code == 200
-            comp["ready_reasons"] = (body or {}).get(
-                "reasons", [] if code == 200 else ["no answer"]
+            comp["ready"], comp["ready_reasons"] = await asyncio.to_thread(
+                readiness, comp["health_url"]
             )
-    doc["trading_state"] = (
-        await trading_state(settings, doc["nats"]["url"]) if running else "unknown"
-    )
+    doc["trading_state"] = await trading_state(settings, state.nats.url) if running else "unknown"
     return doc
 
 

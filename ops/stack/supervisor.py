@@ -10,7 +10,8 @@ import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+
+from ops.stack.state import ComponentState, ExitRecord
 
 log = logging.getLogger("tradeops.supervisor")
 
@@ -28,7 +29,7 @@ class Supervised:
     health_url: str | None = None
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
-    last_exit: dict[str, Any] | None = None
+    last_exit: ExitRecord | None = None
     state: str = "stopped"
     _stopping: bool = False
     _watcher: asyncio.Task[None] | None = None
@@ -56,7 +57,7 @@ class Supervised:
             code = await self.proc.wait()
             if self._stopping:
                 break
-            self.last_exit = {"code": code, "at": datetime.now(UTC).isoformat()}
+            self.last_exit = ExitRecord(code=code, at=datetime.now(UTC))
             ran_s = asyncio.get_running_loop().time() - started
             failures = 0 if ran_s > 30 else failures + 1
             delay = min(0.5 * 2 ** max(failures - 1, 0), MAX_BACKOFF_S)
@@ -88,12 +89,12 @@ class Supervised:
                 await self._watcher
         self.state = "stopped"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> ComponentState:
         alive = self.proc is not None and self.proc.returncode is None
-        return {
-            "pid": self.proc.pid if self.proc and alive else None,
-            "state": self.state if alive or self.state != "running" else "exited",
-            "restarts": self.restarts,
-            "last_exit": self.last_exit,
-            "health_url": self.health_url,
-        }
+        return ComponentState(
+            pid=self.proc.pid if self.proc and alive else None,
+            state=self.state if alive or self.state != "running" else "exited",
+            restarts=self.restarts,
+            last_exit=self.last_exit,
+            health_url=self.health_url,
+        )

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from prometheus_client import REGISTRY
@@ -41,7 +40,7 @@ from contracts import (
 from contracts import subjects as s
 from contracts import topology as t
 from knowledge import KnowledgeIndex, default_cache_dir
-from ops.cli.knowledge import register
+from ops.cli import app
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, free_port
 from tests.integration.pipeline_helpers import eventually, publisher_for, read_subject
@@ -121,8 +120,6 @@ def test_cli_build_reports_the_cached_index_and_ask_prints_source_section_and_sc
 ) -> None:
     assert knowledge_index.cache_dir is not None
     shutil.copytree(knowledge_index.cache_dir, default_cache_dir(tmp_path))
-    app = typer.Typer()
-    register(app)
     runner = CliRunner()
 
     built = runner.invoke(app, ["knowledge", "build", "--data-dir", str(tmp_path)])

@@ -21,7 +21,6 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-import typer
 from nats.aio.client import Client as NATS
 from typer.testing import CliRunner, Result
 
@@ -33,8 +32,7 @@ from bus.replay import StoredMsg, read_stream
 from contracts import Identity, OrderFilled, TradeIntent
 from contracts import subjects as s
 from contracts import topology as t
-from ops.cli.audit import register as register_audit
-from ops.cli.dlq import register as register_dlq
+from ops.cli import app
 from ops.stack.embedded import EmbeddedStack
 from tests.integration.pipeline_helpers import count_subject, eventually, publisher_for
 from tests.integration.stack_helpers import (
@@ -65,9 +63,6 @@ class Scenario:
 
 async def tradeops(stack: EmbeddedStack, *args: str) -> Result:
     """Run `tradeops ...` (audit and dlq) against the stack, in a thread."""
-    app = typer.Typer()
-    register_audit(app)
-    register_dlq(app)
     argv = [*args, "--data-dir", str(stack.settings.data_dir)]
 
     def invoke() -> Result:

@@ -27,7 +27,6 @@ from typing import Any
 
 import nats.errors
 import pytest
-import typer
 from nats.aio.client import Client as NATS
 from nats.js.errors import Error as JetStreamError
 from typer.testing import CliRunner
@@ -42,13 +41,14 @@ from agents.risk.agent import RiskGate
 from agents.risk.config import Limits
 from agents.settings import Settings
 from bus import Credentials, connect
+from bus.identity import CertPaths
 from bus.provision import consumer_config
 from contracts import AGENTS, Identity
 from contracts import topology as t
 from knowledge import KnowledgeIndex, default_cache_dir
+from ops.cli import app
 from ops.cli.provision import provision_when_ready
-from ops.cli.provision import register as register_provision
-from ops.pki.certs import ROUTE, CertPaths
+from ops.pki.certs import ROUTE
 from ops.pki.natsconf import ClusterLayout, ClusterNode, NatsLayout, write_cluster_configs
 from ops.stack.natsd import nats_server_binary, wait_healthy
 from tests.conftest import free_port, run_agent, stop_agent
@@ -239,9 +239,6 @@ def says_anything_in_clear(port: int) -> bool:
 async def test_cluster_routes_require_tls_and_provision_command_makes_three_replicas(
     certs_dir: Path, tmp_path: Path
 ) -> None:
-    app = typer.Typer()
-    app.callback()(lambda: None)  # a command group, as in `tradeops`
-    register_provision(app)
     async with running_cluster(CertPaths(certs_dir), tmp_path) as cluster:
         result = await asyncio.to_thread(
             CliRunner().invoke,

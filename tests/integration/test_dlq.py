@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import typer
 from nats.aio.client import Client as NATS
 from typer.testing import CliRunner, Result
 
@@ -26,7 +25,7 @@ from contracts import Identity
 from contracts import topology as t
 from contracts.records import DeadLetterRetried, DeadLettersPurged
 from ops.audit.trail import find_trail
-from ops.cli.dlq import register
+from ops.cli import app
 from ops.dlq import RETRIED_SUBJECT, first_message
 from ops.stack.embedded import EmbeddedStack
 from tests.integration.pipeline_helpers import count_subject, eventually
@@ -73,8 +72,6 @@ async def client(stack: EmbeddedStack, ops: NATS) -> AsyncIterator[NATS]:
 
 async def tradeops(stack: EmbeddedStack, *args: str) -> Result:
     """Run `tradeops dlq ...` against the stack (in a thread: the CLI runs its own loop)."""
-    app = typer.Typer()
-    register(app)
     argv = ["dlq", *args, "--data-dir", str(stack.settings.data_dir)]
 
     def invoke() -> Result:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import shutil
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,6 @@ from typing import Any
 import asyncpg
 import pytest
 from nats.aio.msg import Msg
-from typer import Typer
 from typer.testing import CliRunner
 
 from agents.common.config import Account
@@ -32,7 +33,8 @@ from bus import Delivery, Emit, Rejected, Transient
 from contracts import Identity, LedgerPosted, OrderFilled
 from contracts import subjects as s
 from contracts import topology as t
-from ops.cli import positions as cli_ledger
+from ops.cli import app
+from ops.stack.state import DatabaseEndpoint, NatsEndpoints, StackState, write_state
 from tests.conftest import ConnectAs, free_port
 from tests.integration.pipeline_helpers import (
     count_subject,
@@ -398,17 +400,6 @@ async def test_unbookable_fill_maps_to_rejected_for_the_dead_letter_stream(
 # -- the command line ----------------------------------------------------------------------------
 
 
-def cli() -> Typer:
-    app = Typer()
-    cli_ledger.register(app)
-
-    @app.command("noop", hidden=True)
-    def _noop() -> None:  # a second command keeps `positions` a named subcommand
-        pass
-
-    return app
-
-
 async def test_positions_json_lists_what_the_ledger_holds(
     conn: Any, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -421,7 +412,7 @@ async def test_positions_json_lists_what_the_ledger_holds(
 
     result = await asyncio.to_thread(
         runner.invoke,
-        cli(),
+        app,
         ["positions", "--json", "--database-url", database_url, "--data-dir", str(tmp_path)],
     )
 
@@ -455,12 +446,19 @@ async def test_positions_reads_the_running_stacks_database_url(
 ) -> None:
     monkeypatch.delenv("TRADEOPS_DATABASE_URL", raising=False)
     await book_fills(conn, [make_fill("sell", "3", "50", symbol="NVDA")])
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "stack.json").write_text(json.dumps({"database": {"url": database_url}}))
+    stack = StackState(
+        pid=os.getpid(),
+        state="running",
+        updated_at=datetime.now(UTC),
+        data_dir=tmp_path,
+        nats=NatsEndpoints(url="tls://127.0.0.1:4222", monitor_url="http://127.0.0.1:8222"),
+        database=DatabaseEndpoint(url=database_url, embedded=False),
+    )
+    write_state(tmp_path, stack)  # the run file, as a running stack writes it
 
     result = await asyncio.to_thread(
         CliRunner().invoke,
-        cli(),
+        app,
         ["positions", "--data-dir", str(tmp_path), "--account", "paper-1"],
     )
 
@@ -474,7 +472,7 @@ async def test_positions_without_a_database_says_how_to_get_one(
     monkeypatch.delenv("TRADEOPS_DATABASE_URL", raising=False)
 
     result = await asyncio.to_thread(
-        CliRunner().invoke, cli(), ["positions", "--data-dir", str(tmp_path)]
+        CliRunner().invoke, app, ["positions", "--data-dir", str(tmp_path)]
     )
 
     assert result.exit_code == 2

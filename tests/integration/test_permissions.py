@@ -27,13 +27,14 @@ from agents.ingestor.agent import Ingestor
 from agents.settings import Settings
 from bus import Credentials, Signer, connect
 from bus.headers import MSG_ID
+from bus.identity import CertPaths
 from bus.pull import PIN_ID, PullConsumer
 from bus.replay import read_stream
 from contracts import Identity, IntentAccepted, derive_event_id
 from contracts import subjects as s
 from contracts import topology as t
 from contracts.types import AGENTS
-from ops.pki.certs import CertPaths, init_certs, issue
+from ops.pki.certs import init_certs, issue
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, run_agent, stop_agent
 from tests.integration.pipeline_helpers import eventually, intent_payload, read_subject

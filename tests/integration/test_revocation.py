@@ -19,15 +19,15 @@ from pathlib import Path
 
 import nats.errors
 import pytest
-import typer
 from cryptography import x509
 from typer.testing import CliRunner, Result
 
 import nats
 from bus import Credentials, connect
+from bus.identity import CertPaths
 from contracts import AGENTS, Identity
-from ops.cli.certs import register
-from ops.pki.certs import CertPaths, issue
+from ops.cli import app
+from ops.pki.certs import issue
 from ops.pki.natsconf import NatsLayout, revoked_file, write_config
 from ops.stack.natsd import NatsServer
 from tests.conftest import free_port
@@ -41,11 +41,8 @@ TLS_REFUSED = (ssl.SSLError, OSError, nats.errors.Error)
 
 
 def revoke(*args: str) -> Result:
-    """Run `tradeops certs revoke ...` (the command as the `certs` group registers it)."""
-    certs_app = typer.Typer()
-    certs_app.callback()(lambda: None)
-    register(certs_app)
-    return CliRunner().invoke(certs_app, ["revoke", *args])
+    """Run `tradeops certs revoke ...`."""
+    return CliRunner().invoke(app, ["certs", "revoke", *args])
 
 
 def tls_context(certs: CertPaths, name: str) -> ssl.SSLContext:

@@ -100,7 +100,7 @@ class Chain:
             intent_id=self.intent_id, producer=Identity.INGESTOR, intent=intent,
             reference_price=Decimal("190"), reference_price_ts=None,
         )  # fmt: skip
-        return self.streams.event(s.of(s.INTENT_ACCEPTED, intent.symbol), event), event
+        return self.streams.event(s.intent_event(s.INTENT_ACCEPTED, intent.symbol, self.intent_id), event), event
 
     def analyzed(self, cause: IntentAccepted) -> tuple[Fact, IntentAnalyzed]:
         analysis = Analysis(recommendation=Recommendation.APPROVE, confidence=0.9,
@@ -109,21 +109,21 @@ class Chain:
             intent_id=self.intent_id, producer=Identity.ANALYST, causation_id=cause.event_id,
             intent=self.intent, reference_price=None, reference_price_ts=None, analysis=analysis,
         )  # fmt: skip
-        return self.streams.event(s.of(s.INTENT_ANALYZED, self.symbol), event), event
+        return self.streams.event(s.intent_event(s.INTENT_ANALYZED, self.symbol, self.intent_id), event), event
 
     def approved(self, cause_id: uuid.UUID) -> tuple[Fact, RiskApproved]:
         event = RiskApproved.derive(
             intent_id=self.intent_id, producer=Identity.RISK, causation_id=cause_id,
             intent=self.intent, reference_price=Decimal("190"), notional_usd=Decimal("1900"),
         )  # fmt: skip
-        return self.streams.event(s.of(s.RISK_APPROVED, self.symbol), event), event
+        return self.streams.event(s.intent_event(s.RISK_APPROVED, self.symbol, self.intent_id), event), event
 
     def risk_rejected(self, cause: IntentAnalyzed) -> Fact:
         event = RiskRejected.derive(
             intent_id=self.intent_id, producer=Identity.RISK, causation_id=cause.event_id,
             intent=self.intent, reasons=(RiskReason.MAX_NOTIONAL,),
         )  # fmt: skip
-        return self.streams.event(s.of(s.RISK_REJECTED, self.symbol), event)
+        return self.streams.event(s.intent_event(s.RISK_REJECTED, self.symbol, self.intent_id), event)
 
     def filled(self, cause_id: uuid.UUID, quantity: str | None = None) -> tuple[Fact, OrderFilled]:
         event = OrderFilled.derive(
@@ -131,7 +131,7 @@ class Chain:
             intent=self.intent, order_id=uuid.uuid4(), fill_price=Decimal("190"),
             fill_quantity=Decimal(quantity or self.quantity), fee=Decimal("0.19"), broker="paper",
         )  # fmt: skip
-        return self.streams.event(s.of(s.ORDER_FILLED, self.symbol), event), event
+        return self.streams.event(s.intent_event(s.ORDER_FILLED, self.symbol, self.intent_id), event), event
 
     def posted(
         self, fill: OrderFilled, journal_seq: int = 1, prev: str = GENESIS_HASH
@@ -143,7 +143,7 @@ class Chain:
             entry_hash=entry_hash(prev, journal_seq, self.intent_id, "paper-1", lines),
             prev_hash=prev,
         )  # fmt: skip
-        return self.streams.event(s.of(s.LEDGER_POSTED, "paper-1"), event), event
+        return self.streams.event(s.intent_event(s.LEDGER_POSTED, "paper-1", self.intent_id), event), event
 
     def dead_letter(
         self, data: bytes, origin_seq: int, agent: Identity = Identity.INGESTOR

@@ -49,7 +49,9 @@ def test_signer_must_publish_the_subject_and_be_the_producer() -> None:
         Provenance("risk.approved.AAPL.i-1", VALID, "analyst", "analyst")
     )
     assert wrong_subject == "signed by analyst, but risk.approved.AAPL.i-1 is published by risk"
-    wrong_producer = provenance_problem(Provenance("risk.approved.AAPL.i-1", VALID, "risk", "ledger"))
+    wrong_producer = provenance_problem(
+        Provenance("risk.approved.AAPL.i-1", VALID, "risk", "ledger")
+    )
     assert wrong_producer is not None and "producer field says 'ledger'" in wrong_producer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.settings import Settings
-from ops.pki.certs import CertPaths
+from bus.identity import CertPaths
 from ops.pki.natsconf import NatsLayout, render_single_node
 
 

@@ -1,0 +1,200 @@
+"""Every expected failure of a `tradeops` command becomes one line on stderr and an exit code.
+
+The root command group (`TradeopsGroup`) runs each command; whatever it raises is mapped here,
+in one place: `explain` turns an exception into what is wrong and what to do (one line, no
+traceback) and its documented `ExitCode`. Commands raise what they know (`fail(...)`, or the
+library's own errors: an unreachable stack, a missing certificate, a corrupt run file, an
+invalid value, a timeout) and never print tracebacks themselves. Anything unexpected is a bug:
+one line saying so, exit 70, and the traceback only with `TRADEOPS_DEBUG=1`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import asyncpg
+import nats.errors
+import nats.js.errors
+import typer
+from pydantic import ValidationError
+from typer.core import TyperGroup
+
+from ops.audit.trail import NotAnIntentId
+from ops.cli.options import DATA_DIR_KEY, DEFAULT_DATA_DIR, ExitCode, hint
+from ops.client import BadCredentials, StackUnreachable
+from ops.dlq import DlqError
+from ops.stack.embedded import AgentsNotReady, PortInUse
+from ops.stack.signals import Interrupted
+from ops.stack.state import CorruptRunFile
+
+MAX_LINE = 400
+"""The longest error line printed; the rest of a longer message is cut."""
+DEBUG_ENV = "TRADEOPS_DEBUG"
+
+
+class CommandFailed(Exception):
+    """A command's own failure: the message is the line to print, with its exit code."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: ExitCode = ExitCode.PROBLEMS) -> NoReturn:
+    """Stop the command: `error: <message>` on stderr, exit `code`."""
+    raise CommandFailed(message, code)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What to print and how to exit."""
+
+    message: str
+    code: int
+
+
+def one_line(text: str, limit: int = MAX_LINE) -> str:
+    """`text` on one line: whitespace runs (newlines too) become one space, cut at `limit`."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def validation_message(exc: ValidationError, what: str | None = None) -> str:
+    """`invalid <what>: <field>: <first problem> (and N more)`."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    field = f"{where}: " if where else ""
+    return f"invalid {what or exc.title}: {field}{first['msg']}{more}"
+
+
+def _validation(exc: ValidationError, data_dir: Path) -> Failure:
+    if exc.title == "Settings":
+        return Failure(
+            f"{validation_message(exc, 'settings')}; fix {data_dir / 'tradeops.toml'} or the "
+            "TRADEOPS_* variable that sets it",
+            ExitCode.SETUP,
+        )
+    return Failure(validation_message(exc), ExitCode.USAGE)
+
+
+def _os_error(exc: OSError) -> Failure:
+    where = f" {exc.filename}" if exc.filename else ""
+    what = exc.strerror or str(exc)
+    if isinstance(exc, ConnectionError):
+        return Failure(f"connection failed: {what}", ExitCode.UNREACHABLE)
+    if isinstance(exc, FileNotFoundError):
+        return Failure(str(exc) if not exc.filename else f"no such file:{where}", ExitCode.SETUP)
+    if isinstance(exc, PermissionError | IsADirectoryError | NotADirectoryError):
+        return Failure(f"cannot use{where}: {what}", ExitCode.SETUP)
+    if exc.errno == errno.ENOSPC:
+        return Failure(f"no space left on the device{where}", ExitCode.PROBLEMS)
+    return Failure(f"{what}{where}", ExitCode.PROBLEMS)
+
+
+def _postgres(exc: Exception) -> Failure:
+    if isinstance(
+        exc,
+        asyncpg.InterfaceError
+        | asyncpg.exceptions.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError
+        | asyncpg.InvalidAuthorizationSpecificationError
+        | asyncpg.InvalidCatalogNameError,
+    ):
+        return Failure(f"Postgres is not usable: {exc}", ExitCode.UNREACHABLE)
+    return Failure(f"Postgres refused the query: {exc}", ExitCode.PROBLEMS)
+
+
+def _nats(exc: Exception, data_dir: Path) -> Failure:
+    if isinstance(exc, nats.js.errors.NotFoundError):
+        return Failure(
+            f"JetStream has no such stream or consumer ({exc.description}); provision the "
+            f"topology: {hint('provision', data_dir)}",
+            ExitCode.UNREACHABLE,
+        )
+    if isinstance(exc, nats.js.errors.APIError):
+        return Failure(f"JetStream refused: {exc.description or exc}", ExitCode.PROBLEMS)
+    if isinstance(exc, nats.errors.NoRespondersError):
+        return Failure(
+            "nothing answered on NATS (JetStream not enabled or not provisioned yet); "
+            f"{hint('status', data_dir)} shows the stack",
+            ExitCode.UNREACHABLE,
+        )
+    if isinstance(exc, nats.errors.TimeoutError):
+        return Failure("NATS did not answer in time; is the stack healthy?", ExitCode.UNREACHABLE)
+    return Failure(f"NATS: {type(exc).__name__} {exc}", ExitCode.UNREACHABLE)
+
+
+def explain(exc: BaseException, data_dir: Path = DEFAULT_DATA_DIR) -> Failure | None:
+    """The line and exit code for an expected failure (hints name `data_dir`); None for a bug."""
+    known: dict[type[BaseException], int] = {
+        StackUnreachable: ExitCode.UNREACHABLE,
+        CorruptRunFile: ExitCode.SETUP,
+        BadCredentials: ExitCode.SETUP,
+        PortInUse: ExitCode.SETUP,
+        NotAnIntentId: ExitCode.USAGE,
+    }
+    for kind, code in known.items():
+        if isinstance(exc, kind):
+            return Failure(str(exc), code)
+    if isinstance(exc, CommandFailed):
+        return Failure(str(exc), exc.code)
+    if isinstance(exc, Interrupted):
+        return Failure(f"{exc}; everything it started has stopped", exc.exit_code)
+    if isinstance(exc, DlqError):
+        return Failure(f"{exc.code}: {exc}", ExitCode.NOT_FOUND)
+    if isinstance(exc, AgentsNotReady):
+        return Failure(str(exc), ExitCode.UNREACHABLE)
+    if isinstance(exc, ValidationError):
+        return _validation(exc, data_dir)
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return Failure(f"the settings file is not valid TOML: {exc}", ExitCode.SETUP)
+    if isinstance(exc, nats.errors.Error):
+        return _nats(exc, data_dir)
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return _postgres(exc)
+    if isinstance(exc, TimeoutError):
+        text = str(exc) or "timed out waiting for the stack"
+        return Failure(text, ExitCode.UNREACHABLE)
+    if isinstance(exc, OSError):
+        return _os_error(exc)
+    return None
+
+
+def report(exc: Exception, data_dir: Path = DEFAULT_DATA_DIR) -> NoReturn:
+    """Print the one line for `exc` and exit with its code (re-raise when debugging)."""
+    if os.environ.get(DEBUG_ENV):
+        raise exc
+    failure = explain(exc, data_dir)
+    if failure is None:
+        failure = Failure(
+            f"internal error ({type(exc).__name__}: {exc}); this is a bug in tradeops: run "
+            f"again with {DEBUG_ENV}=1 for the traceback and report it",
+            ExitCode.INTERNAL,
+        )
+    typer.echo(f"error: {one_line(failure.message)}", err=True)
+    raise typer.Exit(failure.code)
+
+
+def _broken_pipe(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EPIPE
+
+
+class TradeopsGroup(TyperGroup):
+    """The root group: runs a command and maps whatever it raises through `explain`."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise  # usage errors, --help, explicit exits: click reports them itself
+        except Exception as exc:
+            if _broken_pipe(exc):
+                raise  # the reader went away (`| head`): typer exits quietly
+            report(exc, Path(ctx.meta.get(DATA_DIR_KEY, DEFAULT_DATA_DIR)))
