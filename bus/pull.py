@@ -29,6 +29,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from bus.headers import CONTROL_MESSAGE as HEARTBEAT
 from bus.headers import PENDING_MESSAGES as PENDING_MSGS
 from bus.headers import PIN_ID, PIN_MISMATCH, STATUS
+from bus.nats_private import take_buffered
 
 UNPIN_TIMEOUT_S = 2.0
 
@@ -135,7 +136,6 @@ class PullConsumer:
         await self._top_up()
         deadline = time.monotonic() + timeout_s
         out: list[Msg] = []
-        queue = self._sub._pending_queue
         while not out:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -144,12 +144,7 @@ class PullConsumer:
                 first = await self._sub.next_msg(timeout=remaining)
             except NatsTimeoutError:
                 return out
-            candidates = [first]
-            while len(candidates) < self.batch + 8 and not queue.empty():
-                msg = queue.get_nowait()
-                self._sub._pending_size -= len(msg.data)
-                queue.task_done()
-                candidates.append(msg)
+            candidates = [first, *take_buffered(self._sub, self.batch + 7)]
             for msg in candidates:
                 if msg.headers and STATUS in msg.headers and not msg.data:
                     self._settle_status(msg)

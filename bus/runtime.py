@@ -24,6 +24,7 @@ from nats.js.api import PubAck
 from bus.deadletter import dead_letter
 from bus.errors import Rejected
 from bus.metrics import DEAD_LETTERED, FAILED, HANDLER_SECONDS, PROCESSED
+from bus.nats_private import client_of
 from bus.publisher import Emit, Publisher
 from bus.pull import PullConsumer, stored_headers
 from contracts import Identity, InvalidMessage
@@ -101,7 +102,7 @@ class ConsumerRuntime(Generic[T]):
         self.fetch_timeout_s = fetch_timeout_s
         self.stats = stats or RuntimeStats()
         self._stopping = asyncio.Event()
-        self.nc = js._nc
+        self.nc = client_of(js)
         self._pull: PullConsumer | None = None
 
     @property
