@@ -111,4 +111,4 @@ def stack_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-from tests.pg import database_url, pg_url  # noqa: E402, F401
+from tests.support.pg import database_url, pg_url  # noqa: E402, F401

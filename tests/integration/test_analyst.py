@@ -43,7 +43,7 @@ from knowledge import KnowledgeIndex, default_cache_dir
 from ops.cli import app
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, free_port
-from tests.integration.pipeline_helpers import eventually, publisher_for, read_subject
+from tests.support.pipeline import eventually, publisher_for, read_subject
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,6 @@ from contracts import subjects as s
 from contracts import topology as t
 from ops.cli import app
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.pipeline_helpers import count_subject, eventually, publisher_for
 from tests.integration.stack_helpers import (
     connect_to,
     new_id,
@@ -42,6 +41,7 @@ from tests.integration.stack_helpers import (
     running_stack,
     terminal_count,
 )
+from tests.support.pipeline import count_subject, eventually, publisher_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

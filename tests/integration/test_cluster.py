@@ -52,8 +52,8 @@ from ops.pki.certs import ROUTE
 from ops.pki.natsconf import ClusterLayout, ClusterNode, NatsLayout, write_cluster_configs
 from ops.stack.natsd import nats_server_binary, wait_healthy
 from tests.conftest import free_port, run_agent, stop_agent
-from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import outcomes, terminal_count
+from tests.support.pipeline import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ from contracts import subjects as s
 from contracts import topology as t
 from ops.control import set_trading_state
 from tests.conftest import ConnectAs, run_agent, stop_agent
-from tests.integration.pipeline_helpers import (
+from tests.support.pipeline import (
     count_subject,
     eventually,
     publisher_for,

@@ -28,7 +28,6 @@ from contracts import Identity
 from contracts import subjects as s
 from contracts import topology as t
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import (
     connect_to,
     fetch_one,
@@ -36,6 +35,7 @@ from tests.integration.stack_helpers import (
     running_stack,
     terminal_count,
 )
+from tests.support.pipeline import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -16,7 +16,7 @@ from contracts import topology as t
 from contracts.base import EVENT_NAMESPACE
 from ops.audit.facts import assigned_intent_id
 from tests.conftest import ConnectAs, run_agent, stop_agent
-from tests.integration.pipeline_helpers import count_subject, eventually, read_subject
+from tests.support.pipeline import count_subject, eventually, read_subject
 
 pytestmark = pytest.mark.integration
 

@@ -36,13 +36,13 @@ from contracts import topology as t
 from ops.cli import app
 from ops.stack.state import DatabaseEndpoint, NatsEndpoints, StackState, write_state
 from tests.conftest import ConnectAs, free_port
-from tests.integration.pipeline_helpers import (
+from tests.support.pg import embedded_postgres
+from tests.support.pipeline import (
     count_subject,
     eventually,
     publisher_for,
     read_subject,
 )
-from tests.pg import embedded_postgres
 from tests.unit.ledger.factory import make_fill
 
 pytestmark = pytest.mark.integration

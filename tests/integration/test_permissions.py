@@ -37,7 +37,7 @@ from contracts.types import AGENTS
 from ops.pki.certs import init_certs, issue
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, run_agent, stop_agent
-from tests.integration.pipeline_helpers import eventually, intent_payload, read_subject
+from tests.support.pipeline import eventually, intent_payload, read_subject
 
 pytestmark = pytest.mark.integration
 

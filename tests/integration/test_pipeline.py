@@ -16,7 +16,6 @@ from agents.ledger.queries import cash, positions, recompute_from_fills
 from bus.replay import read_stream
 from contracts import AGENTS, Identity, OrderFilled
 from contracts import topology as t
-from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import (
     connect_to,
     new_id,
@@ -24,6 +23,7 @@ from tests.integration.stack_helpers import (
     running_stack,
     terminal_count,
 )
+from tests.support.pipeline import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

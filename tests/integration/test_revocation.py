@@ -31,8 +31,8 @@ from ops.pki.certs import issue
 from ops.pki.natsconf import NatsLayout, revoked_file, write_config
 from ops.stack.natsd import NatsServer
 from tests.conftest import free_port
-from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import connect_to, outcomes, running_stack, terminal_count
+from tests.support.pipeline import eventually
 
 pytestmark = pytest.mark.integration
 

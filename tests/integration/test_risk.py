@@ -36,7 +36,7 @@ from contracts import subjects as s
 from contracts import topology as t
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, free_port
-from tests.integration.pipeline_helpers import (
+from tests.support.pipeline import (
     count_subject,
     eventually,
     publisher_for,

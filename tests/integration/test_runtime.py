@@ -30,7 +30,7 @@ from contracts import topology as t
 from contracts.topology import ConsumerSpec
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs
-from tests.integration.pipeline_helpers import (
+from tests.support.pipeline import (
     accept,
     count_subject,
     decode_submitted,

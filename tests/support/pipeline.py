@@ -1,4 +1,4 @@
-"""Small helpers shared by integration tests: a minimal hop, stream reads, polling."""
+"""Helpers for tests against a real nats-server: a minimal hop, stream reads, polling."""
 
 from __future__ import annotations
 

@@ -31,8 +31,8 @@ from contracts import Identity
 from contracts import subjects as s
 from ops.cli import app
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.pipeline_helpers import eventually
 from tests.integration.stack_helpers import connect_to, running_stack
+from tests.support.pipeline import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

@@ -1,0 +1,1 @@
+"""Fixtures and builders shared by every test layer, each written once."""
