@@ -6,31 +6,31 @@ traceback) and its documented `ExitCode`. Commands raise what they know (`fail(.
 library's own errors: an unreachable stack, a missing certificate, a corrupt run file, an
 invalid value, a timeout) and never print tracebacks themselves. Anything unexpected is a bug:
 one line saying so, exit 70, and the traceback only with `TRADEOPS_DEBUG=1`.
+
+This module imports no library a failure may come from (nats, asyncpg, pydantic…): an exception
+is matched against a class only when that class's module is loaded (`_is`), since nothing else
+could have raised it, so that `tradeops --version` does not pay for them.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import tomllib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-import asyncpg
-import nats.errors
-import nats.js.errors
 import typer
-from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from ops.audit.trail import NotAnIntentId
 from ops.cli.options import DATA_DIR_KEY, DEFAULT_DATA_DIR, ExitCode, hint
-from ops.client import BadCredentials, StackUnreachable
-from ops.dlq import DlqError
-from ops.stack.embedded import AgentsNotReady, PortInUse
-from ops.stack.signals import Interrupted
-from ops.stack.state import CorruptRunFile
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from ops.dlq import DlqError
+    from ops.stack.signals import Interrupted
 
 MAX_LINE = 400
 """The longest error line printed; the rest of a longer message is cut."""
@@ -97,7 +97,9 @@ def _os_error(exc: OSError) -> Failure:
     return Failure(f"{what}{where}", ExitCode.PROBLEMS)
 
 
-def _postgres(exc: Exception) -> Failure:
+def _postgres(exc: BaseException) -> Failure:
+    import asyncpg  # noqa: PLC0415  (loaded: `exc` is one of its errors)
+
     if isinstance(
         exc,
         asyncpg.InterfaceError
@@ -111,7 +113,10 @@ def _postgres(exc: Exception) -> Failure:
     return Failure(f"Postgres refused the query: {exc}", ExitCode.PROBLEMS)
 
 
-def _nats(exc: Exception, data_dir: Path) -> Failure:
+def _nats(exc: BaseException, data_dir: Path) -> Failure:
+    import nats.errors  # noqa: PLC0415  (loaded: `exc` is one of its errors)
+    import nats.js.errors  # noqa: PLC0415
+
     if isinstance(exc, nats.js.errors.NotFoundError):
         return Failure(
             f"JetStream has no such stream or consumer ({exc.description}); provision the "
@@ -131,33 +136,46 @@ def _nats(exc: Exception, data_dir: Path) -> Failure:
     return Failure(f"NATS: {type(exc).__name__} {exc}", ExitCode.UNREACHABLE)
 
 
+def _is(exc: BaseException, module: str, *names: str) -> bool:
+    """Whether `exc` is one of `module`'s classes `names`; False when `module` is not loaded
+    (then nothing can have raised one of them)."""
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        return False
+    kinds = tuple(getattr(loaded, name) for name in names)
+    return isinstance(exc, kinds)
+
+
+KNOWN: tuple[tuple[str, str, ExitCode], ...] = (
+    ("ops.client", "StackUnreachable", ExitCode.UNREACHABLE),
+    ("ops.stack.state", "CorruptRunFile", ExitCode.SETUP),
+    ("ops.client", "BadCredentials", ExitCode.SETUP),
+    ("ops.stack.embedded", "PortInUse", ExitCode.SETUP),
+    ("ops.audit.trail", "NotAnIntentId", ExitCode.USAGE),
+    ("ops.stack.embedded", "AgentsNotReady", ExitCode.UNREACHABLE),
+)
+"""Failures whose message is the line to print: (module, class, exit code)."""
+
+
 def explain(exc: BaseException, data_dir: Path = DEFAULT_DATA_DIR) -> Failure | None:
     """The line and exit code for an expected failure (hints name `data_dir`); None for a bug."""
-    known: dict[type[BaseException], int] = {
-        StackUnreachable: ExitCode.UNREACHABLE,
-        CorruptRunFile: ExitCode.SETUP,
-        BadCredentials: ExitCode.SETUP,
-        PortInUse: ExitCode.SETUP,
-        NotAnIntentId: ExitCode.USAGE,
-    }
-    for kind, code in known.items():
-        if isinstance(exc, kind):
+    for module, name, code in KNOWN:
+        if _is(exc, module, name):
             return Failure(str(exc), code)
     if isinstance(exc, CommandFailed):
         return Failure(str(exc), exc.code)
-    if isinstance(exc, Interrupted):
-        return Failure(f"{exc}; everything it started has stopped", exc.exit_code)
-    if isinstance(exc, DlqError):
-        return Failure(f"{exc.code}: {exc}", ExitCode.NOT_FOUND)
-    if isinstance(exc, AgentsNotReady):
-        return Failure(str(exc), ExitCode.UNREACHABLE)
-    if isinstance(exc, ValidationError):
-        return _validation(exc, data_dir)
-    if isinstance(exc, tomllib.TOMLDecodeError):
+    if _is(exc, "ops.stack.signals", "Interrupted"):
+        stopped = cast("Interrupted", exc)
+        return Failure(f"{exc}; everything it started has stopped", stopped.exit_code)
+    if _is(exc, "ops.dlq", "DlqError"):
+        return Failure(f"{cast('DlqError', exc).code}: {exc}", ExitCode.NOT_FOUND)
+    if _is(exc, "pydantic_core", "ValidationError"):
+        return _validation(cast("ValidationError", exc), data_dir)
+    if _is(exc, "tomllib", "TOMLDecodeError"):
         return Failure(f"the settings file is not valid TOML: {exc}", ExitCode.SETUP)
-    if isinstance(exc, nats.errors.Error):
+    if _is(exc, "nats.errors", "Error"):
         return _nats(exc, data_dir)
-    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+    if _is(exc, "asyncpg", "PostgresError", "InterfaceError"):
         return _postgres(exc)
     if isinstance(exc, TimeoutError):
         text = str(exc) or "timed out waiting for the stack"

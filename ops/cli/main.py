@@ -1,40 +1,146 @@
 """The `tradeops` command line: the root app, with one sub-app per command group.
 
-Each group is a module-level `typer.Typer` in its own module, added here with `add_typer` (a
-named group such as `intent`, or unnamed for top-level commands such as `up`). The root group is
-`TradeopsGroup` (`ops/cli/errors.py`): whatever a command raises becomes one line on stderr and
-a documented exit code (`ops/cli/options.py`), never a traceback.
+Each group is a module-level `typer.Typer` in its own module, named here in `COMMANDS` (a
+named group such as `intent`, or a command of an unnamed one for top-level commands such as
+`up`) and imported only when it is used (`ops/cli/lazy.py`): `tradeops --version`, `--help` and
+`intent show ID` pay for no library they do not use. The root group is a `TradeopsGroup`
+(`ops/cli/errors.py`): whatever a command raises becomes one line on stderr and a documented
+exit code (`ops/cli/options.py`), never a traceback.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 from typing import Annotated
 
 import typer
 
-from ops.cli.audit import audit_app
-from ops.cli.certs import certs_app
-from ops.cli.config import config_app
-from ops.cli.control import control_app
-from ops.cli.demo import demo_app
-from ops.cli.dlq import dlq_app
-from ops.cli.errors import TradeopsGroup
-from ops.cli.intent import intent_app
-from ops.cli.knowledge import knowledge_app
-from ops.cli.logs import logs_app
-from ops.cli.natsconf import nats_app
+from ops.cli.lazy import LazyCommand, LazyGroup
 from ops.cli.options import exit_codes_epilog
-from ops.cli.positions import positions_app
-from ops.cli.provision import provision_app
-from ops.cli.schemas import contracts_app
-from ops.cli.stack import agent_app, stack_app
-from ops.cli.streams import streams_app
+
+COMMANDS: tuple[LazyCommand, ...] = (
+    # top-level commands, in the order `tradeops --help` lists them
+    LazyCommand(
+        "up",
+        "ops.cli.stack",
+        "stack_app",
+        "Start nats-server, Postgres and every agent on this machine.",
+        command="up",
+    ),
+    LazyCommand(
+        "down",
+        "ops.cli.stack",
+        "stack_app",
+        "Stop the stack of the data dir: agents drain, then nats-server and Postgres stop.",
+        command="down",
+    ),
+    LazyCommand(
+        "status",
+        "ops.cli.stack",
+        "stack_app",
+        "Show the NATS URL, the database, each component and the trading state.",
+        command="status",
+    ),
+    LazyCommand(
+        "positions",
+        "ops.cli.positions",
+        "positions_app",
+        "Show positions (quantity, average cost, realized P&L) and cash, from the ledger.",
+        command="positions",
+    ),
+    LazyCommand(
+        "provision",
+        "ops.cli.provision",
+        "provision_app",
+        "Create or update every stream, consumer and KV bucket, as ops (idempotent).",
+        command="provision",
+    ),
+    LazyCommand(
+        "kill",
+        "ops.cli.control",
+        "control_app",
+        "Halt all trading: nothing is approved or executed until `tradeops resume`.",
+        command="kill",
+    ),
+    LazyCommand(
+        "resume", "ops.cli.control", "control_app", "Resume normal trading.", command="resume"
+    ),
+    LazyCommand(
+        "reduce",
+        "ops.cli.control",
+        "control_app",
+        "Allow only orders that reduce an existing position.",
+        command="reduce",
+    ),
+    LazyCommand(
+        "demo",
+        "ops.cli.demo",
+        "demo_app",
+        "Start the embedded stack, run a scripted scenario, print chains and positions, stop.",
+        command="demo",
+    ),
+    LazyCommand(
+        "streams",
+        "ops.cli.streams",
+        "streams_app",
+        "Each stream's messages, bytes and limits, and each durable consumer's backlog.",
+        command="streams",
+    ),
+    LazyCommand(
+        "logs",
+        "ops.cli.logs",
+        "logs_app",
+        "The stack's process logs, from the data dir.",
+        command="logs",
+    ),
+    # command groups
+    LazyCommand(
+        "certs",
+        "ops.cli.certs",
+        "certs_app",
+        "Identities: the CA and one certificate per identity.",
+    ),
+    LazyCommand(
+        "config",
+        "ops.cli.config",
+        "config_app",
+        "The settings: what is in effect, and a file to start from.",
+    ),
+    LazyCommand("contracts", "ops.cli.schemas", "contracts_app", "The message contracts."),
+    LazyCommand("nats", "ops.cli.natsconf", "nats_app", "nats-server configuration."),
+    LazyCommand(
+        "agent", "ops.cli.stack", "agent_app", "Run one agent (compose and scale-out use this)."
+    ),
+    LazyCommand("intent", "ops.cli.intent", "intent_app", "Submit trade intents and follow them."),
+    LazyCommand(
+        "knowledge",
+        "ops.cli.knowledge",
+        "knowledge_app",
+        "The firm's documents and the analyst's retrieval index over them.",
+    ),
+    LazyCommand(
+        "dlq",
+        "ops.cli.dlq",
+        "dlq_app",
+        "Dead letters: list, show, retry (original or repaired bytes), purge.",
+    ),
+    LazyCommand(
+        "audit",
+        "ops.cli.audit",
+        "audit_app",
+        "Replay the streams: an intent's trail; signatures, chains and the ledger.",
+    ),
+)
+"""Every command of the root group, imported only when it runs (`ops/cli/lazy.py`)."""
+
+
+class RootGroup(LazyGroup):
+    lazy = COMMANDS
+
 
 app = typer.Typer(
     name="tradeops",
-    cls=TradeopsGroup,
+    cls=RootGroup,
     help="AI-assisted trading operations on NATS JetStream.",
     epilog=exit_codes_epilog(),
     no_args_is_help=True,
@@ -45,6 +151,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        import importlib.metadata  # noqa: PLC0415  (only here: it costs a quarter of start-up)
+
         typer.echo(f"tradeops {importlib.metadata.version('tradeops')}")
         raise typer.Exit(0)
 
@@ -59,22 +167,6 @@ def _root(
     ] = False,
 ) -> None:
     """AI-assisted trading operations on NATS JetStream."""
-
-
-# top-level commands, in the order `tradeops --help` lists them
-for commands in (stack_app, positions_app, provision_app, control_app, demo_app, streams_app):
-    app.add_typer(commands)
-app.add_typer(logs_app)
-# command groups
-app.add_typer(certs_app, name="certs")
-app.add_typer(config_app, name="config")
-app.add_typer(contracts_app, name="contracts")
-app.add_typer(nats_app, name="nats")
-app.add_typer(agent_app, name="agent")
-app.add_typer(intent_app, name="intent")
-app.add_typer(knowledge_app, name="knowledge")
-app.add_typer(dlq_app, name="dlq")
-app.add_typer(audit_app, name="audit")
 
 
 def _quiet_tls_close(record: logging.LogRecord) -> bool:

@@ -14,8 +14,6 @@ from typing import Annotated
 
 import typer
 
-from contracts.kinds import Outcome
-
 DATA_DIR_KEY = "tradeops.data_dir"
 """Where `--data-dir` is kept in the click context's shared `meta`, for the error hints."""
 
@@ -86,12 +84,14 @@ EXIT_CODE_DOCS: tuple[tuple[int, str, str], ...] = (
 """Every documented exit status, as `tradeops --help` lists it."""
 
 WAIT_EXIT: dict[str, ExitCode] = {
-    Outcome.FILLED: ExitCode.FILLED,
-    Outcome.REJECTED: ExitCode.REJECTED,
-    Outcome.DEAD_LETTERED: ExitCode.DEAD_LETTERED,
-    Outcome.HANDED_OVER: ExitCode.HANDED_OVER,
+    "filled": ExitCode.FILLED,
+    "rejected": ExitCode.REJECTED,
+    "dead_lettered": ExitCode.DEAD_LETTERED,
+    "handed_over": ExitCode.HANDED_OVER,
 }
-"""`intent submit --wait`: the exit code of each terminal outcome (anything else: TIMED_OUT)."""
+"""`intent submit --wait`: the exit code of each terminal outcome (`contracts.kinds.Outcome`'s
+values, spelled out so that importing this module imports no contracts; a unit test checks
+them); anything else: TIMED_OUT."""
 
 
 def exit_codes_epilog(*codes: int) -> str:
