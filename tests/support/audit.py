@@ -5,30 +5,29 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from decimal import Decimal
 from itertools import count
 
-from agents.ledger.booking import book_fill
-from agents.ledger.chain import GENESIS_HASH, entry_hash
+from agents.ledger.chain import GENESIS_HASH
 from bus.deadletter import dead_letter
 from bus.replay import StoredMsg
 from contracts import (
-    Analysis,
     Envelope,
     Identity,
     IntentAccepted,
     IntentAnalyzed,
     LedgerPosted,
     OrderFilled,
-    Recommendation,
     RiskApproved,
-    RiskReason,
-    RiskRejected,
     TradeIntent,
 )
 from contracts import subjects as s
 from contracts import topology as t
 from ops.audit.facts import Fact, fact_of
+from tests.support import events
+from tests.support.events import TradeEvent
+
+PRICE = "190"
+"""The reference and fill price of every chain."""
 
 STREAM_OF = {
     "intent": t.INTENTS,
@@ -94,56 +93,45 @@ class Chain:
         fact.trusted = True
         return fact
 
+    def _on_subject(self, event: TradeEvent | LedgerPosted) -> Fact:
+        return self.streams.event(events.subject_of(event), event)
+
     def accepted(self, **changes: object) -> tuple[Fact, IntentAccepted]:
-        intent = self.intent.model_copy(update=changes)
-        event = IntentAccepted.derive(
-            intent_id=self.intent_id, producer=Identity.INGESTOR, intent=intent,
-            reference_price=Decimal("190"), reference_price_ts=None,
-        )  # fmt: skip
-        return self.streams.event(s.intent_event(s.INTENT_ACCEPTED, intent.symbol, self.intent_id), event), event
+        event = events.intent_accepted(
+            self.intent.model_copy(update=changes), reference_price=PRICE
+        )
+        return self._on_subject(event), event
 
     def analyzed(self, cause: IntentAccepted) -> tuple[Fact, IntentAnalyzed]:
-        analysis = Analysis(recommendation=Recommendation.APPROVE, confidence=0.9,
-                            rationale="fine", model="offline-reviewer")  # fmt: skip
-        event = IntentAnalyzed.derive(
-            intent_id=self.intent_id, producer=Identity.ANALYST, causation_id=cause.event_id,
-            intent=self.intent, reference_price=None, reference_price_ts=None, analysis=analysis,
-        )  # fmt: skip
-        return self.streams.event(s.intent_event(s.INTENT_ANALYZED, self.symbol, self.intent_id), event), event
+        review = events.analysis(rationale="fine", model="offline-reviewer")
+        event = events.intent_analyzed(self.intent, review=review, causation_id=cause.event_id)
+        return self._on_subject(event), event
 
     def approved(self, cause_id: uuid.UUID) -> tuple[Fact, RiskApproved]:
-        event = RiskApproved.derive(
-            intent_id=self.intent_id, producer=Identity.RISK, causation_id=cause_id,
-            intent=self.intent, reference_price=Decimal("190"), notional_usd=Decimal("1900"),
-        )  # fmt: skip
-        return self.streams.event(s.intent_event(s.RISK_APPROVED, self.symbol, self.intent_id), event), event
+        event = events.risk_approved(
+            self.intent, reference_price=PRICE, notional_usd="1900", causation_id=cause_id
+        )
+        return self._on_subject(event), event
 
     def risk_rejected(self, cause: IntentAnalyzed) -> Fact:
-        event = RiskRejected.derive(
-            intent_id=self.intent_id, producer=Identity.RISK, causation_id=cause.event_id,
-            intent=self.intent, reasons=(RiskReason.MAX_NOTIONAL,),
-        )  # fmt: skip
-        return self.streams.event(s.intent_event(s.RISK_REJECTED, self.symbol, self.intent_id), event)
+        return self._on_subject(events.risk_rejected(self.intent, causation_id=cause.event_id))
 
     def filled(self, cause_id: uuid.UUID, quantity: str | None = None) -> tuple[Fact, OrderFilled]:
-        event = OrderFilled.derive(
-            intent_id=self.intent_id, producer=Identity.EXECUTOR, causation_id=cause_id,
-            intent=self.intent, order_id=uuid.uuid4(), fill_price=Decimal("190"),
-            fill_quantity=Decimal(quantity or self.quantity), fee=Decimal("0.19"), broker="paper",
-        )  # fmt: skip
-        return self.streams.event(s.intent_event(s.ORDER_FILLED, self.symbol, self.intent_id), event), event
+        event = events.order_filled(
+            self.intent,
+            price=PRICE,
+            quantity=quantity or self.quantity,
+            fee="0.19",
+            order_id=uuid.uuid4(),
+            causation_id=cause_id,
+        )
+        return self._on_subject(event), event
 
     def posted(
         self, fill: OrderFilled, journal_seq: int = 1, prev: str = GENESIS_HASH
     ) -> tuple[Fact, LedgerPosted]:
-        lines = book_fill(None, fill).lines
-        event = LedgerPosted.derive(
-            intent_id=self.intent_id, producer=Identity.LEDGER, causation_id=fill.event_id,
-            account="paper-1", journal_seq=journal_seq, lines=lines,
-            entry_hash=entry_hash(prev, journal_seq, self.intent_id, "paper-1", lines),
-            prev_hash=prev,
-        )  # fmt: skip
-        return self.streams.event(s.intent_event(s.LEDGER_POSTED, "paper-1", self.intent_id), event), event
+        event = events.ledger_posted(fill, journal_seq=journal_seq, prev_hash=prev)
+        return self._on_subject(event), event
 
     def dead_letter(
         self, data: bytes, origin_seq: int, agent: Identity = Identity.INGESTOR

@@ -1,4 +1,5 @@
-"""Builders of intents, events and check contexts for the risk gate's unit tests."""
+"""Builders for the risk gate's tests: instruments, a clock inside market hours, exposure views and
+check contexts, and the events of `tests.support.events` at that clock."""
 
 from __future__ import annotations
 
@@ -14,18 +15,17 @@ from agents.risk.config import Limits
 from agents.risk.exposure import ExposureView
 from contracts import (
     Analysis,
-    Identity,
     IntentAnalyzed,
     OrderFilled,
     OrderRejected,
     OrderRejectReason,
-    OrderType,
-    Recommendation,
     RiskApproved,
     Side,
     TradeIntent,
     TradingState,
 )
+from tests.support import events
+from tests.support.events import analysis
 
 NOW = datetime(2024, 6, 5, 19, 0, tzinfo=UTC)
 """A Wednesday, 15:00 in New York: XNYS is open."""
@@ -54,22 +54,13 @@ def intent(
     limit_price: str | None = None,
     intent_id: uuid.UUID | None = None,
 ) -> TradeIntent:
-    return TradeIntent(
-        intent_id=intent_id or uuid.uuid4(),
-        account=account,
+    return events.trade_intent(
         symbol=symbol,
         side=side,
-        quantity=Decimal(quantity),
-        order_type=OrderType.LIMIT if limit_price else OrderType.MARKET,
-        limit_price=Decimal(limit_price) if limit_price else None,
-    )
-
-
-def analysis(
-    recommendation: Recommendation = Recommendation.APPROVE, confidence: float = 0.9
-) -> Analysis:
-    return Analysis(
-        recommendation=recommendation, confidence=confidence, rationale="ok", model="test"
+        quantity=quantity,
+        account=account,
+        limit_price=limit_price,
+        intent_id=intent_id,
     )
 
 
@@ -81,26 +72,13 @@ def analyzed(
     ts: datetime = NOW,
     review: Analysis | None = None,
 ) -> IntentAnalyzed:
-    return IntentAnalyzed.derive(
-        intent_id=trade.intent_id,
-        producer=Identity.ANALYST,
-        ts=ts,
-        intent=trade,
-        reference_price=price,
-        reference_price_ts=price_ts,
-        analysis=review or analysis(),
+    return events.intent_analyzed(
+        trade, review=review, reference_price=price, reference_price_ts=price_ts, ts=ts
     )
 
 
 def approved(trade: TradeIntent, price: Decimal = PRICE) -> RiskApproved:
-    return RiskApproved.derive(
-        intent_id=trade.intent_id,
-        producer=Identity.RISK,
-        ts=NOW,
-        intent=trade,
-        reference_price=price,
-        notional_usd=trade.quantity * price,
-    )
+    return events.risk_approved(trade, reference_price=price, ts=NOW)
 
 
 def filled(
@@ -110,27 +88,11 @@ def filled(
     fee: Decimal = Decimal(0),
     ts: datetime = NOW,
 ) -> OrderFilled:
-    return OrderFilled.derive(
-        intent_id=trade.intent_id,
-        producer=Identity.EXECUTOR,
-        ts=ts,
-        intent=trade,
-        order_id=uuid.uuid4(),
-        fill_price=price,
-        fill_quantity=trade.quantity if quantity is None else quantity,
-        fee=fee,
-        broker="paper",
-    )
+    return events.order_filled(trade, price=price, quantity=quantity, fee=fee, ts=ts)
 
 
 def order_rejected(trade: TradeIntent) -> OrderRejected:
-    return OrderRejected.derive(
-        intent_id=trade.intent_id,
-        producer=Identity.EXECUTOR,
-        ts=NOW,
-        intent=trade,
-        reason=OrderRejectReason.HALTED,
-    )
+    return events.order_rejected(trade, reason=OrderRejectReason.HALTED, ts=NOW)
 
 
 def view(**fields: Any) -> ExposureView:

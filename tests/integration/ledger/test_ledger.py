@@ -36,6 +36,7 @@ from contracts import topology as t
 from ops.cli import app
 from ops.stack.state import DatabaseEndpoint, NatsEndpoints, StackState, write_state
 from tests.conftest import ConnectAs, free_port
+from tests.support.events import make_fill
 from tests.support.pg import embedded_postgres
 from tests.support.pipeline import (
     count_subject,
@@ -43,7 +44,6 @@ from tests.support.pipeline import (
     publisher_for,
     read_subject,
 )
-from tests.unit.ledger.factory import make_fill
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from bus import Delivery, Emit, Rejected, Transient
 from contracts import Identity, IntentAccepted, IntentAnalyzed, derive_event_id
 from contracts import subjects as s
 from knowledge import DEFAULT_DOCS_DIR, KnowledgeIndex
-from tests.unit.analyst.helpers import INJECTION, accepted
-from tests.unit.knowledge.fakes import HashEncoder
+from tests.support.analyst import INJECTION, accepted
+from tests.support.knowledge import HashEncoder
 
 
 def delivery(event: IntentAccepted, subject: str | None = None) -> Delivery[IntentAccepted]:

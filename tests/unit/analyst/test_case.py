@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from agents.analyst.case import retrieval_queries
 from contracts import TradingState
-from tests.unit.analyst.helpers import ORDINARY_RATIONALE, make_case
+from tests.support.analyst import ORDINARY_RATIONALE, make_case
 
 
 def test_market_order_notional_uses_the_reference_price() -> None:

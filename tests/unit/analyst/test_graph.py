@@ -21,8 +21,8 @@ from agents.analyst.prompt import parse_review_prompt
 from agents.analyst.reviewer import OfflineReviewer
 from contracts import Recommendation, TradingState
 from knowledge import DEFAULT_DOCS_DIR, KnowledgeIndex
-from tests.unit.analyst.helpers import INJECTION, hits, make_case
-from tests.unit.knowledge.fakes import HashEncoder
+from tests.support.analyst import INJECTION, hits, make_case
+from tests.support.knowledge import HashEncoder
 
 
 class ScriptedModel(BaseChatModel):

@@ -13,7 +13,7 @@ from agents.analyst.case import ReviewCase
 from agents.analyst.guard import Draft, Judgement, Skipped, judge
 from agents.analyst.reviewer import OFFLINE_MODEL, OfflineReviewer
 from contracts import Recommendation
-from tests.unit.analyst.helpers import (
+from tests.support.analyst import (
     APPROVE_REF,
     INJECTION,
     INJECTION_REF,

@@ -12,7 +12,7 @@ from agents.analyst.output import ReviewOutput, parse_output
 from agents.analyst.prompt import SYSTEM_PROMPT, parse_review_prompt, render_messages
 from agents.analyst.reviewer import OfflineReviewer
 from contracts import Recommendation, TradingState
-from tests.unit.analyst.helpers import (
+from tests.support.analyst import (
     APPROVE_REF,
     INJECTION,
     INJECTION_REF,

@@ -9,7 +9,7 @@ import pytest
 
 from knowledge import DEFAULT_DOCS_DIR, KnowledgeIndex
 from knowledge.index import FINGERPRINT_FILE, INDEX_FILE, PASSAGES_FILE
-from tests.unit.knowledge.fakes import HashEncoder
+from tests.support.knowledge import HashEncoder
 
 
 @pytest.fixture

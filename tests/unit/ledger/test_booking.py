@@ -9,7 +9,7 @@ import pytest
 from agents.ledger.booking import MONEY_PLACES, Position, book_fill, imbalances, opening_lines
 from agents.ledger.errors import BookingError
 from contracts import JournalLine
-from tests.unit.ledger.factory import make_fill
+from tests.support.events import make_fill
 
 D = Decimal
 

@@ -16,7 +16,7 @@ from agents.ledger.chain import (
     verify_entries,
 )
 from contracts import JournalLine
-from tests.unit.ledger.factory import make_fill
+from tests.support.events import make_fill
 
 D = Decimal
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from agents.ledger.booking import AccountKind, Position, book_fill, imbalances, split_ledger_account
 from agents.ledger.queries import recompute_from_fills
 from contracts import JournalLine, OrderFilled, Side
-from tests.unit.ledger.factory import make_fill
+from tests.support.events import make_fill
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 START = {"paper-1": Decimal("1000000"), "paper-2": Decimal("2500.50")}

@@ -6,7 +6,7 @@ import uuid
 
 from ops.audit.chains import Verdict, evaluate
 from ops.audit.facts import Fact, assigned_intent_id, fact_of
-from tests.unit.ops.audit_factory import Chain, Streams, submission
+from tests.support.audit import Chain, Streams, submission
 
 
 def judge(

@@ -10,7 +10,7 @@ from agents.ledger.chain import GENESIS_HASH, ChainEntry, entry_hash
 from contracts import Identity, JournalLine, LedgerPosted, OrderFilled
 from ops.audit.facts import Fact
 from ops.audit.ledger import JournalRow, LedgerSnapshot, check_balances, check_postings
-from tests.unit.ops.audit_factory import Chain, Streams
+from tests.support.audit import Chain, Streams
 
 START = Decimal("1000000")
 

@@ -18,7 +18,7 @@ from contracts.records import DeadLettersPurged, PurgedLetter
 from ops.audit.chains import evaluate
 from ops.audit.facts import fact_of, purged_letters
 from ops.dlq import PURGED_SUBJECT, is_dead_letter_subject, retry_headers
-from tests.unit.ops.audit_factory import Chain, Streams
+from tests.support.audit import Chain, Streams
 
 OPS_KEY = Ed25519PrivateKey.generate()
 OPS = Signer(Identity.OPS, OPS_KEY)

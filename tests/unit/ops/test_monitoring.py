@@ -33,7 +33,7 @@ from agents.ledger.metrics import FILLED_TO_POSTED, observe_postings
 from agents.settings import Settings
 from contracts import AGENTS, Identity, LedgerPosted, OrderFilled
 from contracts import topology as t
-from tests.unit.ledger.factory import make_fill
+from tests.support.events import make_fill
 
 ROOT = Path(__file__).resolve().parents[3]
 MONITORING = ROOT / "ops" / "monitoring"

@@ -13,7 +13,8 @@ from agents.risk import checks as c
 from agents.risk.checks import CHECKS, CheckContext, Verdict, explain, run_checks
 from agents.risk.config import Limits
 from contracts import Recommendation, RiskReason, Side, TradingState
-from tests.unit.risk.factories import NOW, analysis, context, intent, view
+from tests.support.events import analysis
+from tests.support.risk import NOW, context, intent, view
 
 D = Decimal
 

@@ -9,7 +9,7 @@ from agents.risk.checks import evaluate
 from agents.risk.config import Limits
 from agents.risk.exposure import Exposure, Line
 from contracts import RiskReason, Side, TradingState
-from tests.unit.risk.factories import (
+from tests.support.risk import (
     AAPL,
     NOW,
     PRICE,

@@ -16,7 +16,7 @@ from agents.settings import Settings
 from bus import Rejected
 from contracts import RiskApproved, RiskReason, RiskRejected
 from contracts import subjects as s
-from tests.unit.risk.factories import analyzed, intent
+from tests.support.risk import analyzed, intent
 
 SATURDAY = datetime(2024, 6, 8, 19, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from agents.risk.checks import evaluate
 from agents.risk.config import Limits
 from agents.risk.exposure import Exposure
 from contracts import OrderFilled, OrderRejected, RiskApproved, Side, TradeIntent, TradingState
-from tests.unit.risk.factories import (
+from tests.support.risk import (
     AAPL,
     NOW,
     PRICE,
