@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from ops.cli.options import DATA_DIR_KEY, DEFAULT_DATA_DIR, ExitCode, hint
@@ -204,14 +205,37 @@ def _broken_pipe(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.EPIPE
 
 
+def usage_error(exc: ClickException) -> NoReturn:
+    """A bad command line as one line too: `error: <click's message> (see `<command> --help`)`,
+    with click's exit code (2; 1 for a file it cannot open). A help page asked for by giving no
+    arguments is printed as click prints it."""
+    if isinstance(exc, NoArgsIsHelpError):
+        raise exc
+    ctx = getattr(exc, "ctx", None)
+    see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    typer.echo(f"error: {one_line(exc.format_message())}{see}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
 class TradeopsGroup(TyperGroup):
-    """The root group: runs a command and maps whatever it raises through `explain`."""
+    """The root group: runs a command and maps whatever it raises through `explain`; a bad
+    command line (click's usage errors) becomes one line as well."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except ClickException as exc:  # a bad root option: `tradeops --bogus`
+            usage_error(exc)
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
+        except ClickException as exc:  # a bad command name, option or argument
+            usage_error(exc)
         except (typer.TyperException, typer.Exit, typer.Abort):
-            raise  # usage errors, --help, explicit exits: click reports them itself
+            raise  # --help, explicit exits: click reports them itself
         except Exception as exc:
             if _broken_pipe(exc):
                 raise  # the reader went away (`| head`): typer exits quietly
