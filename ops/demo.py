@@ -22,7 +22,7 @@ from ops.audit.trail import IntentTrail
 from ops.cli.render import render_trail
 from ops.client import connected, submit, submit_raw, wait_outcome
 from ops.stack.embedded import EmbeddedStack
-from ops.stack.natsd import free_port
+from ops.stack.scratch import write_scratch_config
 
 PositionsRenderer = Callable[[str], Awaitable[str]]
 
@@ -67,18 +67,6 @@ def scenario(eth_price: str) -> list[Step]:
             {"intent_id": malformed_id, "account": "paper-1", "symbol": "BTC-USD",
              "side": "hold", "quantity": "-1"}).encode()),
     ]  # fmt: skip
-
-
-def _write_config(data_dir: Path) -> None:
-    ports = {a: free_port() for a in ("ingestor", "analyst", "risk", "executor", "ledger")}
-    lines = [
-        f"nats_port = {free_port()}",
-        f"nats_monitor_port = {free_port()}",
-        "",
-        "[health_ports]",
-        *(f"{name} = {port}" for name, port in ports.items()),
-    ]
-    (data_dir / "tradeops.toml").write_text("\n".join(lines) + "\n")
 
 
 async def _wait_ticks(ops: NATS, symbols: list[str], timeout_s: float = 30.0) -> dict[str, str]:
@@ -134,7 +122,7 @@ async def run_demo(
     base = Path(tempfile.mkdtemp(prefix="tradeops-demo-")) if data_dir is None else data_dir
     base.mkdir(parents=True, exist_ok=True)
     if not (base / "tradeops.toml").exists():
-        _write_config(base)
+        write_scratch_config(base)
     settings = load_settings(base)
     started = time.monotonic()
     stack = EmbeddedStack(settings)

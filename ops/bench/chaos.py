@@ -23,6 +23,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -42,24 +43,10 @@ from contracts.kinds import (
 )
 from ops.stack.embedded import EmbeddedStack, http_ok
 from ops.stack.natsd import wait_healthy
+from ops.stack.scratch import OPEN_CASH_USD, OPEN_LIMITS, OPEN_PRICES, write_scratch_config
 
 SCALE_ENV = "TRADEOPS_CHAOS_SCALE"
-STARTING_CASH = {"paper-1": "1000000000"}
-PRICES = {"BTC-USD": "65000", "ETH-USD": "3200"}
-_OPEN_TOML = """
-[limits]
-rate_limit_per_s = 100000000
-max_notional_usd = "100000000"
-concentration_pct = "100"
-max_leverage = "1000"
-stale_price_s = 600
-[feed]
-interval_ms = 100
-"""
-_INSTRUMENT_TOML = (
-    '[[instruments]]\nsymbol = "{symbol}"\ncalendar = "24/7"\nmax_quantity = "1000"\n'
-    'position_limit = "1000000"\nstart_price = "{price}"\n'
-)
+STARTING_CASH = {"paper-1": OPEN_CASH_USD}
 
 
 @dataclass(frozen=True)
@@ -96,14 +83,16 @@ def plan_from_env(default: str = "full") -> ChaosPlan:
     return SCALES[name]
 
 
-def chaos_config_toml() -> str:
-    """Return settings that let most intents fill: two 24/7 symbols, wide limits."""
-    accounts = "".join(
-        f'[[accounts]]\nname = "{name}"\nstarting_cash_usd = "{cash}"\n'
-        for name, cash in STARTING_CASH.items()
+def write_chaos_config(data_dir: Path) -> Path:
+    """Write the data dir's settings, which let most intents fill: the open universe with
+    `STARTING_CASH`, a 100 ms feed, and prices not stale for 10 minutes (while parts are down)."""
+    return write_scratch_config(
+        data_dir,
+        feed_interval_ms=100,
+        limits={**OPEN_LIMITS, "stale_price_s": 600},
+        accounts=STARTING_CASH,
+        prices=OPEN_PRICES,
     )
-    instruments = "".join(_INSTRUMENT_TOML.format(symbol=s, price=p) for s, p in PRICES.items())
-    return _OPEN_TOML + accounts + instruments
 
 
 # -- what the client submits -----------------------------------------------------------------------

@@ -26,36 +26,21 @@ from nats.aio.msg import Msg
 from agents.settings import load_settings
 from bus import Credentials, connect
 from bus.headers import INTENT as INTENT_HEADER
-from contracts import AGENTS, Identity
+from contracts import Identity
 from ops.stack.embedded import EmbeddedStack
-from ops.stack.natsd import free_port
+from ops.stack.scratch import OPEN_CASH_USD, OPEN_LIMITS, OPEN_PRICES, write_scratch_config
 
-SYMBOLS = ("BTC-USD", "ETH-USD")
+SYMBOLS = tuple(OPEN_PRICES)
 LOW_RATE_PER_S = 50.0
 """A rate at which the cores are mostly idle: the pipeline's latency without queueing for a core."""
-
-
-def _config() -> str:
-    ports = "\n".join(f"{a} = {free_port()}" for a in AGENTS)
-    instruments = "\n".join(
-        f'[[instruments]]\nsymbol = "{sym}"\ncalendar = "24/7"\nmax_quantity = "1000"\n'
-        f'position_limit = "1000000"\nstart_price = "{price}"\n'
-        for sym, price in (("BTC-USD", "65000"), ("ETH-USD", "3200"))
-    )
-    return (
-        f"nats_port = {free_port()}\nnats_monitor_port = {free_port()}\n"
-        '[[accounts]]\nname = "paper-1"\nstarting_cash_usd = "1000000000"\n'
-        f"{instruments}\n"
-        '[limits]\nrate_limit_per_s = 100000000\nmax_notional_usd = "100000000"\n'
-        'concentration_pct = "100"\nmax_leverage = "1000"\n'
-        f"[health_ports]\n{ports}\n"
-    )
 
 
 @asynccontextmanager
 async def bench_stack() -> AsyncIterator[EmbeddedStack]:
     base = Path(tempfile.mkdtemp(prefix="tradeops-bench-"))
-    (base / "tradeops.toml").write_text(_config())
+    write_scratch_config(
+        base, accounts={"paper-1": OPEN_CASH_USD}, prices=OPEN_PRICES, limits=OPEN_LIMITS
+    )
     try:
         async with EmbeddedStack(load_settings(base)).running() as stack:
             yield stack

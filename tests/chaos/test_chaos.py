@@ -24,17 +24,16 @@ import pytest
 from agents.ledger.chain import verify_chain
 from agents.ledger.queries import cash, positions, recompute_from_fills, verify_balances
 from agents.settings import load_settings
-from contracts import AGENTS, Identity
+from contracts import Identity
 from ops.bench.chaos import (
     SCALE_ENV,
     STARTING_CASH,
     ChaosRun,
-    chaos_config_toml,
     plan_from_env,
     run_chaos,
+    write_chaos_config,
 )
 from ops.stack.embedded import EmbeddedStack
-from tests.conftest import free_port
 from tests.integration.stack_helpers import connect_to
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
@@ -45,12 +44,7 @@ def chaos_dir() -> Iterator[Path]:
     """A data dir outside pytest's tmp tree (embedded Postgres runs as another user when root)."""
     base = Path(tempfile.mkdtemp(prefix="tradeops-chaos-"))
     data_dir = base / "stack"
-    data_dir.mkdir()
-    ports = "\n".join(f"{a} = {free_port()}" for a in AGENTS)
-    (data_dir / "tradeops.toml").write_text(
-        f"nats_port = {free_port()}\nnats_monitor_port = {free_port()}\n"
-        f"{chaos_config_toml()}\n[health_ports]\n{ports}\n"
-    )
+    write_chaos_config(data_dir)
     yield data_dir
     shutil.rmtree(base, ignore_errors=True)
 
