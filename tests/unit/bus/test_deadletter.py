@@ -1,0 +1,79 @@
+"""bus.deadletter: a dead letter keeps what failed, names its intent when it can, and has one id."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import pytest
+
+from bus.deadletter import MAX_DEAD_LETTER_BYTES, dead_letter, intent_id_hint
+from contracts import DeadLetter, Identity
+from contracts import topology as t
+from contracts.base import assigned_intent_id
+
+IID = uuid.UUID("5b0c7a4e-2f1d-4c3b-9a8e-7d6c5b4a3f21")
+
+
+def letter(data: bytes, stream: str = t.INTENTS, seq: int = 9) -> DeadLetter:
+    emit = dead_letter(
+        agent=Identity.RISK, reason="invalid_payload", error="bad", subject="intent.analyzed.X.y",
+        headers={"H": "v"}, data=data, stream=stream, stream_seq=seq, delivery_count=1,
+    )  # fmt: skip
+    assert isinstance(emit.event, DeadLetter)
+    return emit.event
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not json", b"[1, 2]", b'{"intent_id": "nope"}', b'{"intent_id": 7}', b"{}",
+     b"[" * 100_000],
+    ids=["empty", "text", "list", "bad-uuid", "number", "no-id", "deep"],
+)  # fmt: skip
+def test_no_hint_from_a_payload_without_a_valid_intent_id(data: bytes) -> None:
+    assert intent_id_hint(data) is None
+
+
+def test_the_hint_is_the_payloads_intent_id() -> None:
+    assert intent_id_hint(json.dumps({"intent_id": str(IID), "side": "hold"}).encode()) == IID
+
+
+def test_a_dead_letter_keeps_the_original_bytes_and_headers_and_names_the_intent() -> None:
+    data = json.dumps({"intent_id": str(IID)}).encode()
+    emit = dead_letter(
+        agent=Identity.RISK, reason="invalid_payload", error="bad", subject="s.x",
+        headers={"H": "v"}, data=data, stream=t.INTENTS, stream_seq=9, delivery_count=2,
+    )  # fmt: skip
+    event = emit.event
+    assert isinstance(event, DeadLetter)
+    assert emit.subject == f"dlq.risk.{IID}"
+    assert base64.b64decode(event.original_data_b64) == data
+    assert (event.original_headers, event.intent_id, event.delivery_count) == ({"H": "v"}, IID, 2)
+
+
+def test_the_id_is_fixed_by_stream_sequence_and_reason() -> None:
+    assert letter(b"x").event_id == letter(b"other bytes").event_id
+    assert letter(b"x").event_id != letter(b"x", seq=10).event_id
+    assert letter(b"x").event_id != letter(b"x", stream=t.ORDERS).event_id
+
+
+def test_an_unnamed_submission_is_dead_lettered_under_the_id_the_ingestor_would_assign() -> None:
+    emit = dead_letter(
+        agent=Identity.INGESTOR, reason="invalid_payload", error="bad",
+        subject="intent.submitted.X", headers=None, data=b"garbage",
+        stream=t.SUBMISSIONS, stream_seq=5, delivery_count=1,
+    )  # fmt: skip
+    assert emit.subject == f"dlq.ingestor.{assigned_intent_id(5)}"
+
+
+def test_an_unnamed_message_of_another_stream_is_dead_lettered_under_none() -> None:
+    assert letter(b"garbage").intent_id is None
+
+
+def test_an_oversized_payload_is_truncated_and_the_error_says_where_the_whole_one_is() -> None:
+    data = json.dumps({"intent_id": str(IID), "pad": "x" * MAX_DEAD_LETTER_BYTES}).encode()
+    event = letter(data)
+    assert len(base64.b64decode(event.original_data_b64)) == MAX_DEAD_LETTER_BYTES
+    assert f"of {len(data)} bytes" in event.error and f"{t.INTENTS} #9" in event.error
+    assert event.intent_id == IID  # read from the whole payload, before truncation
