@@ -52,7 +52,7 @@ def grants() -> tuple[Grant, ...]:
     ops = Grant(Identity.OPS, (">",), (">",))
     client = Grant(
         Identity.CLIENT,
-        t.OUTPUTS[Identity.CLIENT],
+        (*t.OUTPUTS[Identity.CLIENT], *t.REQUESTS[Identity.CLIENT]),
         (f"{s.inbox_prefix(Identity.CLIENT)}.>",),
     )
     return (ops, client, *(_agent_grant(a) for a in AGENTS))

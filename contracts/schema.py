@@ -20,6 +20,8 @@ from contracts.events import (
     TradingStateChanged,
 )
 from contracts.intent import SubmitIntent
+from contracts.outcome import OutcomeAnswer, OutcomeQuery
+from contracts.records import DeadLetterRetried, DeadLettersPurged
 
 MESSAGES: dict[str, type[BaseModel]] = {
     "intent.submitted": SubmitIntent,
@@ -33,6 +35,10 @@ MESSAGES: dict[str, type[BaseModel]] = {
     MarketTick.kind: MarketTick,
     TradingStateChanged.kind: TradingStateChanged,
     DeadLetter.kind: DeadLetter,
+    DeadLetterRetried.kind: DeadLetterRetried,
+    DeadLettersPurged.kind: DeadLettersPurged,
+    "intent.outcome.query": OutcomeQuery,
+    "intent.outcome.answer": OutcomeAnswer,
 }
 
 

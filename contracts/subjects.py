@@ -32,6 +32,9 @@ CONTROL_REDUCE = "control.reduce"
 CONTROL_ALL = "control.*"
 CONTROL_SUBJECTS: tuple[str, ...] = (CONTROL_KILL, CONTROL_RESUME, CONTROL_REDUCE)
 
+INTENT_OUTCOME = "intent.outcome"
+"""Core request/reply (never stored): a client asks the outcome of an intent; ops answers."""
+
 MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 DLQ_RETRIED = "dlq.retried"
 """Ops records of `dlq retry` (two tokens: never an agent's `dlq.<agent>.<id>`)."""

@@ -174,6 +174,10 @@ OUTPUTS: dict[Identity, tuple[str, ...]] = {
     Identity.EXECUTOR: (s.intent_events(s.ORDER_FILLED), s.intent_events(s.ORDER_REJECTED)),
     Identity.LEDGER: (s.intent_events(s.LEDGER_POSTED),),
 }
+# Core requests an identity may send, answered by an ops service (never stored in a stream).
+REQUESTS: dict[Identity, tuple[str, ...]] = {
+    Identity.CLIENT: (s.INTENT_OUTCOME,),
+}
 FOLLOWS: dict[Identity, tuple[str, ...]] = {
     Identity.INGESTOR: (s.every(s.MARKET_TICK),),
     Identity.RISK: (s.every(s.MARKET_TICK),),

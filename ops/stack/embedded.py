@@ -19,6 +19,8 @@ from bus import provision
 from bus.identity import CertPaths
 from contracts import Identity
 from ops.client import connected
+from ops.outcomes import OutcomeService
+from ops.outcomes import serve as serve_outcomes
 from ops.pki.certs import init_certs
 from ops.pki.natsconf import NatsLayout, write_config
 from ops.stack.natsd import nats_server_binary, wait_healthy
@@ -126,6 +128,7 @@ class EmbeddedStack:
         self._pg: Any = None
         self._state: StackPhase = "starting"
         self._writer: asyncio.Task[None] | None = None
+        self._outcomes: OutcomeService | None = None
         self._started_at: float | None = None
         self.ready_after_s: float | None = None
         """Seconds from `start()` until `wait_ready()` saw every agent ready."""
@@ -159,6 +162,8 @@ class EmbeddedStack:
         self.progress("provisioning streams and consumers")
         async with connected(self.settings, Identity.OPS, servers=[self.layout.url]) as nc:
             await provision(nc.jetstream(), replicas=self.settings.stream_replicas)
+        self.progress("outcome service (intent.outcome)")
+        self._outcomes = await serve_outcomes(self.layout.url, self.settings.certs_dir)
         for agent in self.agents:
             self.progress(f"agent {agent}")
             await self._start_agent(agent)
@@ -277,6 +282,9 @@ class EmbeddedStack:
         self.write_state()
         agents = [c for n, c in self.components.items() if n != "nats-server"]
         await asyncio.gather(*(c.stop() for c in agents))
+        if self._outcomes is not None:
+            await self._outcomes.stop()
+            self._outcomes = None
         if "nats-server" in self.components:
             await self.components["nats-server"].stop()
         if self._pg is not None:

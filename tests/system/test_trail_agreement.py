@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from typer.testing import CliRunner, Result
 
 from bus.headers import INTENT as INTENT_HEADER
@@ -46,6 +47,7 @@ def order(intent_id: str, symbol: str = "BTC-USD", quantity: str = "0.01") -> di
 class Batch:
     stack: EmbeddedStack
     ops: NATS
+    client: NATS
     filled: str
     rejected: str
     invalid: str
@@ -108,7 +110,7 @@ async def batch() -> AsyncIterator[Batch]:
 
         await eventually(attacks_handled, timeout_s=30)
         try:
-            yield Batch(stack, ops, filled, rejected, invalid, victim)
+            yield Batch(stack, ops, client, filled, rejected, invalid, victim)
         finally:
             await client.close()
             await ops.close()
@@ -168,3 +170,62 @@ async def test_a_text_that_is_no_intent_id_is_a_one_line_usage_error(batch: Batc
         result = await cli(batch.stack, *command, "not-a-uuid")
         assert result.exit_code == 2
         assert "not an intent id" in result.output and "Traceback" not in result.output
+
+
+async def ask(client: NATS, body: bytes) -> dict[str, Any]:
+    reply = await client.request(s.INTENT_OUTCOME, body, timeout=10)
+    doc: dict[str, Any] = json.loads(reply.data)
+    return doc
+
+
+async def test_a_client_asking_intent_outcome_hears_what_intent_show_says(batch: Batch) -> None:
+    for intent_id in (batch.filled, batch.rejected, batch.invalid, batch.victim):
+        shown = await show(batch.stack, "intent", "show", intent_id)
+        asked = await ask(batch.client, json.dumps({"intent_id": intent_id.upper()}).encode())
+        assert asked["intent_id"] == intent_id
+        assert asked["outcome"] == shown["outcome"]
+        assert asked["reasons"] == shown["reasons"]
+        assert asked["terminal"] is True
+        assert set(asked) == {"intent_id", "outcome", "terminal", "reasons"}  # nothing more
+
+
+async def test_outcome_requests_a_client_gets_wrong_are_answered_with_a_named_error(
+    batch: Batch,
+) -> None:
+    unknown = await ask(batch.client, json.dumps({"intent_id": str(uuid.uuid4())}).encode())
+    assert unknown["outcome"] == "unknown" and unknown["terminal"] is False
+    for body, error in [
+        (b"\x00\xff not json", "invalid_query"),
+        (b'{"intent_id": "DROP TABLE"}', "invalid_query: intent_id is not a UUID"),
+        (json.dumps({"intent_id": batch.filled, "account": "x"}).encode(), "invalid_query"),
+        (b"{" + b" " * 5000 + b"}", "invalid_query: body over 1024 bytes"),
+        (b"", "invalid_query"),
+    ]:
+        answer = await ask(batch.client, body)
+        assert answer["error"].startswith(error), (body[:40], answer)
+        assert "outcome" not in answer
+    await batch.client.publish(s.INTENT_OUTCOME, b"no reply subject")  # ignored, nothing breaks
+    again = await ask(batch.client, json.dumps({"intent_id": batch.filled}).encode())
+    assert again["outcome"] == "filled"
+
+
+async def test_a_client_cannot_answer_outcome_requests_in_the_service_s_place(
+    batch: Batch,
+) -> None:
+    impostor = await connect_to(batch.stack, Identity.CLIENT)
+    lie = json.dumps({"intent_id": batch.rejected, "outcome": "filled", "terminal": True}).encode()
+    heard: list[str] = []
+
+    async def answer_with_a_lie(msg: Msg) -> None:
+        heard.append(msg.subject)
+        await impostor.publish(msg.reply, lie)
+
+    try:
+        await impostor.subscribe(s.INTENT_OUTCOME, cb=answer_with_a_lie)
+        await impostor.flush()
+        for _ in range(5):  # the impostor would answer first, if it were subscribed at all
+            asked = await ask(batch.client, json.dumps({"intent_id": batch.rejected}).encode())
+            assert asked["outcome"] == "rejected"
+        assert heard == []
+    finally:
+        await impostor.close()

@@ -51,6 +51,7 @@ from contracts import (
 )
 from contracts import permissions as p
 from contracts import topology as t
+from contracts.records import DeadLetterRetried, DeadLettersPurged, PurgedLetter
 from contracts.schema import MESSAGES, export_schemas
 
 OBSERVED_AT = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
@@ -169,6 +170,42 @@ OTHER_EVENTS: dict[type[Envelope], Callable[[], Envelope]] = {
         stream_seq=42,
         delivery_count=5,
         intent_id=uuid.uuid4(),
+    ),
+    DeadLetterRetried: lambda: DeadLetterRetried(
+        event_id=uuid.uuid4(),
+        producer=Identity.OPS,
+        dlq_seq=7,
+        agent=Identity.INGESTOR,
+        reason="invalid_payload",
+        intent_id=uuid.uuid4(),
+        original_subject="intent.submitted.AAPL",
+        original_stream="SUBMISSIONS",
+        original_stream_seq=3,
+        published_stream="SUBMISSIONS",
+        published_seq=9,
+        msg_id="retry-7",
+        original_sha256="0" * 64,
+        payload_sha256="1" * 64,
+        repaired=True,
+        requested_by="desk-lead",
+    ),
+    DeadLettersPurged: lambda: DeadLettersPurged(
+        event_id=uuid.uuid4(),
+        producer=Identity.OPS,
+        before=datetime(2026, 1, 2, tzinfo=UTC),
+        below_seq=40,
+        purged=1,
+        letters=(
+            PurgedLetter(
+                dlq_seq=39,
+                agent=Identity.RISK,
+                reason="invalid_payload",
+                intent_id=None,
+                original_subject="intent.analyzed.AAPL.x",
+                original_stream="INTENTS",
+                original_stream_seq=12,
+            ),
+        ),
     ),
 }
 
@@ -382,13 +419,6 @@ def test_subject_matcher_follows_nats_wildcards(pattern: str, subject: str, expe
 
 def test_grants_name_every_identity_once() -> None:
     assert sorted(g.identity for g in p.grants()) == sorted(Identity)
-
-
-def test_client_may_publish_only_submitted_intents() -> None:
-    client = p.grant_of(Identity.CLIENT)
-
-    assert client.publish == ("intent.submitted.*",)
-    assert client.subscribe == ("_INBOX.client.>",)
 
 
 def _forbidden_for_agents() -> list[str]:

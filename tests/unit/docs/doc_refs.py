@@ -266,12 +266,13 @@ def known_subjects() -> frozenset[str]:
     """Every subject (pattern) the topology declares, without the per-root catch-alls.
 
     Streams' subjects, consumers' filters, what each identity publishes (OUTPUTS) and follows
-    (FOLLOWS), the control subjects, each agent's dead letters, the operator's records on the DLQ
+    (FOLLOWS) and requests (REQUESTS), the control subjects, each agent's dead letters, the operator's records on the DLQ
     stream (`dlq.retried.<id>`, `dlq.purged`) and each identity's inbox prefix.
     """
     patterns = {x for spec in t.STREAMS for x in spec.subjects}
     patterns |= {c.filter_subject for c in t.ALL_CONSUMERS}
     patterns |= {x for xs in (*t.OUTPUTS.values(), *t.FOLLOWS.values()) for x in xs}
+    patterns |= {x for xs in t.REQUESTS.values() for x in xs}
     patterns |= {*s.CONTROL_SUBJECTS, s.DLQ_RETRIED, f"{s.DLQ_RETRIED}.*", s.DLQ_PURGED}
     patterns |= {s.dead_letters(a) for a in AGENTS}
     patterns |= {x for i in Identity for x in (s.inbox_prefix(i), f"{s.inbox_prefix(i)}.>")}
