@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +17,7 @@ from contracts import Identity
 from contracts.kinds import Outcome
 from ops.audit.window import parse_time
 from ops.cli.errors import fail
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, hint
 from ops.client import connected, stack_nats_url
 from ops.intents.listing import list_intents
 from ops.intents.live import LiveEvent, watch
@@ -33,7 +34,7 @@ class OutcomeFilter(StrEnum):
     PENDING = Outcome.PENDING
 
 
-def _row(r: IntentRow) -> list[str]:
+def _row(r: IntentRow, data_dir: Path) -> list[str]:
     why = ", ".join(r.reasons)
     lines = [
         f"{r.entered_at:%Y-%m-%d %H:%M:%S}  {r.intent_id}  {r.symbol or '?':<8} "
@@ -41,14 +42,13 @@ def _row(r: IntentRow) -> list[str]:
         f"{r.outcome:<13} {why}".rstrip()
     ]
     if r.terminals > 1:
-        lines.append(
-            f"    !! {r.terminals} terminal outcomes: `tradeops intent show {r.intent_id}`"
-        )
+        show = hint(f"intent show {r.intent_id}", data_dir)
+        lines.append(f"    !! {r.terminals} terminal outcomes: {show}")
     lines += [f"    !! untrusted {e.kind} ({e.stream} #{e.seq}): {e.problem}" for e in r.untrusted]
     return lines
 
 
-def render_listing(listing: IntentListing) -> str:
+def render_listing(listing: IntentListing, data_dir: Path = DEFAULT_DATA_DIR) -> str:
     """`intent list`: one line per intent, newest first; untrusted events flagged beneath."""
     q = listing.query
     since = f"{q.since:%Y-%m-%d %H:%M:%S}Z"
@@ -58,7 +58,7 @@ def render_listing(listing: IntentListing) -> str:
         f"{'ENTERED (UTC)':<19}  {'INTENT':<36}  {'SYMBOL':<8} {'SIDE':<4} {'QUANTITY':>10}  "
         f"{'ACCOUNT':<10} {'OUTCOME':<13} WHY"
     )
-    lines = [head, *(line for r in listing.rows for line in _row(r))]
+    lines = [head, *(line for r in listing.rows for line in _row(r, data_dir))]
     n = len(listing.rows)
     if n < q.limit:
         lines.append(f"{n} intent{'s' if n != 1 else ''} entered since {since}")
@@ -107,7 +107,7 @@ def intent_list(
     if as_json:
         typer.echo(json.dumps(listing.to_json(), indent=2))
     else:
-        typer.echo(render_listing(listing))
+        typer.echo(render_listing(listing, data_dir))
 
 
 def render_live(e: LiveEvent) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ import typer
 from agents.settings import load_settings
 from contracts import Identity
 from ops.cli.errors import fail
-from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
+from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog, hint
 from ops.client import connected
 from ops.streams import StreamReport, collect_streams
 
@@ -46,16 +47,17 @@ def count(n: int) -> str:
     return "-" if n < 0 else str(n)
 
 
-def render(reports: list[StreamReport]) -> str:
+def render(reports: list[StreamReport], data_dir: Path = DEFAULT_DATA_DIR) -> str:
     """The streams as a table, each followed by its durable consumers."""
     head = (
         f"{'STREAM':<12} {'MESSAGES':>9} {'BYTES':>10} {'MAX BYTES':>10} {'USED':>5} "
         f"{'MAX AGE':>7} {'MAX MSGS':>9} {'MAX MSG':>9}  SEQ FIRST..LAST"
     )
     lines = [head]
+    provision = hint("provision", data_dir)
     for r in reports:
         if r.missing:
-            lines.append(f"{r.name:<12} MISSING: declared by the topology; `tradeops provision`")
+            lines.append(f"{r.name:<12} MISSING: declared by the topology; {provision}")
             continue
         used = f"{r.bytes_used_pct:.0f}%" if r.bytes_used_pct is not None else "-"
         note = "" if r.in_topology else "  (not in the topology)"
@@ -67,7 +69,7 @@ def render(reports: list[StreamReport]) -> str:
         for c in r.consumers:
             who = f"{c.name} ({c.owner})" if c.owner else f"{c.name} (not in the topology)"
             if c.missing:
-                lines.append(f"  consumer {who}: MISSING; `tradeops provision`")
+                lines.append(f"  consumer {who}: MISSING; {provision}")
                 continue
             lines.append(
                 f"  consumer {who}: pending {c.pending}, ack pending {c.ack_pending}, "
@@ -94,9 +96,13 @@ def streams(
     if as_json:
         typer.echo(json.dumps({"streams": [r.to_json() for r in reports]}, indent=2))
     else:
-        typer.echo(render(reports))
+        typer.echo(render(reports, data_dir))
     missing = [r.name for r in reports if r.missing] + [
         f"{c.stream}/{c.name}" for r in reports for c in r.consumers if c.missing
     ]
     if missing:
-        fail(f"missing on the server: {', '.join(missing)}", ExitCode.PROBLEMS)
+        fail(
+            f"missing on the server: {', '.join(missing)}; create them: "
+            f"{hint('provision', data_dir)}",
+            ExitCode.PROBLEMS,
+        )
