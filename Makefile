@@ -31,7 +31,8 @@ demo: install ## run the scripted demo on the embedded stack
 	$(BIN)/tradeops demo
 
 test: install lint ## lint, then unit and integration tests against real nats-server / Postgres / MiniLM
-	sh ops/monitoring/ensure-promtool.sh
+	sh ops/tools/ensure-command.sh promtool prometheus
+	sh ops/tools/ensure-command.sh npm nodejs npm
 	$(BIN)/pytest
 	TRADEOPS_CHAOS_SCALE=ci $(BIN)/pytest -m chaos tests/chaos -s
 
@@ -39,8 +40,9 @@ unit: install ## unit tests only
 	$(BIN)/pytest tests/unit
 
 integration: install ## integration tests only
-	sh ops/monitoring/ensure-promtool.sh
-	$(BIN)/pytest tests/integration
+	sh ops/tools/ensure-command.sh promtool prometheus
+	sh ops/tools/ensure-command.sh npm nodejs npm
+	$(BIN)/pytest tests/integration tests/system
 
 lint: install ## ruff and mypy --strict
 	$(BIN)/ruff check .

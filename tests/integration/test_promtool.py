@@ -1,7 +1,8 @@
 """Prometheus's own checker accepts ops/monitoring, and the alert rules fire on synthetic series.
 
-promtool comes from Debian's `prometheus` package; `ops/monitoring/ensure-promtool.sh` installs
-it (the Makefile's test target runs it first). A missing promtool fails, never skips.
+promtool comes from Debian's `prometheus` package; `ops/tools/ensure-command.sh promtool
+prometheus` installs it (the Makefile's test target runs it first). A missing promtool fails,
+never skips.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "ops" / "monitoring"
-ENSURE = "ops/monitoring/ensure-promtool.sh"
+ENSURE = "ops/tools/ensure-command.sh"
 GRAFANA_RANGES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 """Grafana's range variables, replaced by a fixed duration so promtool can parse the query."""
 
@@ -30,8 +31,8 @@ def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
         pytest.fail(
-            f"promtool not found on PATH: run {ENSURE} (installs Debian's `prometheus` "
-            "package, which provides promtool), then run the tests again"
+            f"promtool not found on PATH: run `sh {ENSURE} promtool prometheus` (installs "
+            "Debian's `prometheus` package, which provides promtool), then run the tests again"
         )
     return path
 
