@@ -12,8 +12,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from bus import Credentials, Delivery, Emit, Publisher, Signer
-from contracts import Identity, IntentAccepted, SubmitIntent, TradeIntent, parse
-from contracts import subjects as s
+from contracts import Identity, SubmitIntent, TradeIntent, parse
+from tests.support import events
 
 
 def intent_payload(symbol: str = "AAPL", quantity: str = "10", **extra: object) -> bytes:
@@ -36,14 +36,7 @@ def accept(item: Delivery[SubmitIntent]) -> list[Emit]:
     """The minimal ingestor step: normalize and emit `intent.accepted.<SYMBOL>.<intent id>`."""
     assert item.value.intent_id is not None
     intent = TradeIntent.from_submission(item.value, item.value.intent_id)
-    event = IntentAccepted.derive(
-        intent_id=intent.intent_id,
-        producer=Identity.INGESTOR,
-        intent=intent,
-        reference_price=None,
-        reference_price_ts=None,
-    )
-    return [Emit(s.intent_event(s.INTENT_ACCEPTED, intent.symbol, intent.intent_id), event)]
+    return [events.emit(events.intent_accepted(intent))]
 
 
 def publisher_for(

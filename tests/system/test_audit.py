@@ -14,7 +14,6 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,11 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from typer.testing import CliRunner, Result
 
-from bus import Emit
 from bus.deadletter import intent_id_hint
 from bus.headers import SIGNATURE as SIGNATURE_HEADER
 from bus.headers import SIGNER as SIGNER_HEADER
 from bus.replay import StoredMsg, read_stream
-from contracts import Identity, OrderFilled, TradeIntent
-from contracts import subjects as s
+from contracts import Identity, TradeIntent
 from contracts import topology as t
 from ops.cli import app
 from ops.stack.embedded import EmbeddedStack
@@ -41,6 +38,7 @@ from tests.integration.stack_helpers import (
     running_stack,
     terminal_count,
 )
+from tests.support import events
 from tests.support.pipeline import count_subject, eventually, publisher_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -241,13 +239,9 @@ async def test_altered_ledger_row_is_named(scenario: Scenario) -> None:
 async def test_fill_without_approval_is_named(scenario: Scenario) -> None:
     intent_id = uuid.uuid4()
     intent = TradeIntent.model_validate(order("BTC-USD", "buy", "0.01", str(intent_id)))
-    fill = OrderFilled.derive(
-        intent_id=intent_id, producer=Identity.EXECUTOR, causation_id=uuid.uuid4(),
-        intent=intent, order_id=uuid.uuid4(), fill_price=Decimal("65000"),
-        fill_quantity=Decimal("0.01"), fee=Decimal("0.07"), broker="paper",
-    )  # fmt: skip
+    fill = events.order_filled(intent, price="65000", fee="0.07", causation_id=uuid.uuid4())
     executor = publisher_for(scenario.ops, scenario.stack.settings.certs_dir, Identity.EXECUTOR)
-    await executor.publish([Emit(s.intent_event(s.ORDER_FILLED, "BTC-USD", intent_id), fill)])
+    await executor.publish([events.emit(fill)])
 
     result, report = await verify(scenario.stack)
     assert result.exit_code == 1

@@ -7,11 +7,9 @@ import contextlib
 import json
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,6 @@ from contracts import (
     IntentAccepted,
     IntentAnalyzed,
     Recommendation,
-    TradeIntent,
     TradingState,
 )
 from contracts import subjects as s
@@ -43,6 +40,7 @@ from knowledge import KnowledgeIndex, default_cache_dir
 from ops.cli import app
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, free_port
+from tests.support import events
 from tests.support.pipeline import eventually, publisher_for, read_subject
 
 pytestmark = pytest.mark.integration
@@ -69,21 +67,9 @@ def knowledge_index(
 
 
 def accepted(rationale: str | None = ORDINARY, quantity: str = "10") -> IntentAccepted:
-    intent_id = uuid.uuid4()
-    intent = TradeIntent(
-        intent_id=intent_id,
-        account="paper-1",
-        symbol="AAPL",
-        side="buy",
-        quantity=Decimal(quantity),
-        rationale=rationale,
-    )
-    return IntentAccepted.derive(
-        intent_id=intent_id,
-        producer=Identity.INGESTOR,
-        intent=intent,
-        reference_price=Decimal("190.00"),
-        reference_price_ts=datetime.now(UTC),
+    intent = events.trade_intent(quantity=quantity, rationale=rationale)
+    return events.intent_accepted(
+        intent, reference_price="190.00", reference_price_ts=datetime.now(UTC)
     )
 
 

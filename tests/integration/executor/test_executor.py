@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,13 +17,13 @@ from contracts import (
     OrderFilled,
     OrderRejected,
     RiskApproved,
-    TradeIntent,
     TradingState,
 )
 from contracts import subjects as s
 from contracts import topology as t
 from ops.control import set_trading_state
 from tests.conftest import ConnectAs, run_agent, stop_agent
+from tests.support import events
 from tests.support.pipeline import (
     count_subject,
     eventually,
@@ -34,23 +34,14 @@ from tests.support.pipeline import (
 pytestmark = pytest.mark.integration
 
 
-def approval(quantity: str = "1", **intent_fields: object) -> RiskApproved:
-    intent = TradeIntent.model_validate(
-        {"intent_id": str(uuid.uuid4()), "account": "paper-1", "symbol": "ETH-USD", "side": "buy",
-         "quantity": quantity, **intent_fields}
-    )  # fmt: skip
-    return RiskApproved.derive(
-        intent_id=intent.intent_id,
-        producer=Identity.RISK,
-        intent=intent,
-        reference_price=Decimal("3000"),
-        notional_usd=Decimal(quantity) * 3000,
-    )
+def approval(quantity: str = "1", **intent_fields: Any) -> RiskApproved:
+    intent = events.trade_intent(symbol="ETH-USD", quantity=quantity, **intent_fields)
+    return events.risk_approved(intent, reference_price="3000")
 
 
 def approved(event: RiskApproved) -> Emit:
     """The risk gate's event on its subject, `risk.approved.<SYMBOL>.<intent id>`."""
-    return Emit(s.intent_event(s.RISK_APPROVED, event.intent.symbol, event.intent_id), event)
+    return events.emit(event)
 
 
 async def publish_tick(connect_as: ConnectAs, certs_dir: Path, price: str) -> None:

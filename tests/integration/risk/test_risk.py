@@ -19,23 +19,20 @@ from agents.risk.config import Limits
 from agents.settings import Settings
 from bus import Emit
 from contracts import (
-    Analysis,
     Identity,
     IntentAnalyzed,
     MarketTick,
-    OrderRejected,
     OrderRejectReason,
-    Recommendation,
     RiskApproved,
     RiskReason,
     RiskRejected,
     Side,
-    TradeIntent,
 )
 from contracts import subjects as s
 from contracts import topology as t
 from ops.stack.natsd import NatsServer
 from tests.conftest import ConnectAs, free_port
+from tests.support import events
 from tests.support.pipeline import (
     count_subject,
     eventually,
@@ -115,24 +112,8 @@ async def publish_tick(connect_as: ConnectAs, certs_dir: Path, symbol: str, pric
 
 
 def analyzed(quantity: str, side: Side = Side.BUY, symbol: str = "AAPL") -> IntentAnalyzed:
-    trade = TradeIntent(
-        intent_id=uuid.uuid4(),
-        account="paper-1",
-        symbol=symbol,
-        side=side,
-        quantity=Decimal(quantity),
-    )
-    review = Analysis(
-        recommendation=Recommendation.APPROVE, confidence=0.9, rationale="fine", model="test"
-    )
-    return IntentAnalyzed.derive(
-        intent_id=trade.intent_id,
-        producer=Identity.ANALYST,
-        intent=trade,
-        reference_price=None,
-        reference_price_ts=None,
-        analysis=review,
-    )
+    trade = events.trade_intent(symbol=symbol, side=side, quantity=quantity)
+    return events.intent_analyzed(trade, review=events.analysis(rationale="fine"))
 
 
 async def publish_intents(
@@ -195,15 +176,8 @@ async def test_executor_rejection_releases_pending_so_the_next_intent_fits(
 
     # Act: the executor rejects one approved order; then a new 500 arrives
     executor = await connect_as(Identity.EXECUTOR)
-    rejection = OrderRejected.derive(
-        intent_id=approved[0].intent_id,
-        producer=Identity.EXECUTOR,
-        intent=approved[0].intent,
-        reason=OrderRejectReason.BROKER_ERROR,
-    )
-    await publisher_for(executor, certs_dir, Identity.EXECUTOR).publish(
-        [Emit(s.intent_event(s.ORDER_REJECTED, "AAPL", rejection.intent_id), rejection)]
-    )
+    rejection = events.order_rejected(approved[0].intent, reason=OrderRejectReason.BROKER_ERROR)
+    await publisher_for(executor, certs_dir, Identity.EXECUTOR).publish([events.emit(rejection)])
     await eventually(lambda: _consumed(ops_nc, "risk-orders"), timeout_s=10)
     await publish_intents(connect_as, certs_dir, [analyzed("500"), analyzed("500")])
     await wait_for_decisions(ops_nc, 22)

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 from agents.ledger.booking import Position, book_fill, opening_lines
 from agents.ledger.chain import GENESIS_HASH, ChainEntry, entry_hash
-from contracts import Identity, JournalLine, LedgerPosted, OrderFilled
+from contracts import JournalLine, LedgerPosted, OrderFilled
 from ops.audit.facts import Fact
 from ops.audit.ledger import JournalRow, LedgerSnapshot, check_balances, check_postings
+from tests.support import events
 from tests.support.audit import Chain, Streams
 
 START = Decimal("1000000")
@@ -38,18 +39,13 @@ def ledger_of(
         booking = book_fill(position, fill)
         position = booking.position
         seq = n + 2
-        digest = entry_hash(prev, seq, chain.intent_id, "paper-1", booking.lines)
-        event = LedgerPosted.derive(
-            intent_id=chain.intent_id, producer=Identity.LEDGER, causation_id=fill.event_id,
-            account="paper-1", journal_seq=seq, lines=booking.lines, entry_hash=digest,
-            prev_hash=prev,
-        )  # fmt: skip
+        event = events.ledger_posted(fill, journal_seq=seq, prev_hash=prev, lines=booking.lines)
         fact = streams.event("ledger.posted.paper-1", event)
         postings.append((fact, event))
         fills.append(fill)
         rows[seq] = JournalRow("fill", fill.event_id, ChainEntry.from_event(event))
         cash += next(ln.amount for ln in booking.lines if ln.account == "paper-1:cash:USD")
-        prev = digest
+        prev = event.entry_hash
     assert position is not None
     snapshot = LedgerSnapshot(
         chain_problems=[],

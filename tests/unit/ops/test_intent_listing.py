@@ -6,25 +6,17 @@ import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from itertools import count
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agents.ledger.booking import book_fill
-from agents.ledger.chain import GENESIS_HASH, entry_hash
 from bus.deadletter import dead_letter
 from bus.replay import StoredMsg
 from bus.signing import Signer, Verifier
 from contracts import (
     Envelope,
     Identity,
-    IntentAccepted,
-    LedgerPosted,
-    OrderFilled,
-    RiskReason,
-    RiskRejected,
     TradeIntent,
 )
 from contracts import subjects as s
@@ -34,6 +26,7 @@ from ops.intents import listing
 from ops.intents.listing import group_by_intent, select
 from ops.intents.live import SymbolFilter, describe_live
 from ops.intents.query import BadFilter, IntentQuery
+from tests.support import events
 
 KEYS = {i: Ed25519PrivateKey.generate() for i in Identity}
 SIGNERS = {i: Signer(i, k) for i, k in KEYS.items()}
@@ -65,36 +58,27 @@ class Store:
 
 
 def trade(iid: uuid.UUID, symbol: str = "AAPL", account: str = "paper-1") -> TradeIntent:
-    body = {"intent_id": str(iid), "account": account, "symbol": symbol, "side": "buy",
-            "quantity": "10"}  # fmt: skip
-    return TradeIntent.model_validate(body)
+    return events.trade_intent(intent_id=iid, symbol=symbol, account=account)
 
 
 def accept(store: Store, iid: uuid.UUID, symbol: str = "AAPL", account: str = "paper-1") -> None:
-    event = IntentAccepted.derive(intent_id=iid, producer=Identity.INGESTOR,
-                                  intent=trade(iid, symbol, account), reference_price=None,
-                                  reference_price_ts=None)  # fmt: skip
-    store.event(s.intent_event(s.INTENT_ACCEPTED, symbol, iid), event)
+    event = events.intent_accepted(trade(iid, symbol, account))
+    store.event(events.subject_of(event), event)
 
 
-def reject(store: Store, iid: uuid.UUID, symbol: str = "AAPL", signer: Identity | None = None):  # type: ignore[no-untyped-def]
-    event = RiskRejected.derive(intent_id=iid, producer=Identity.RISK, causation_id=uuid.uuid4(),
-                                intent=trade(iid, symbol),
-                                reasons=(RiskReason.MAX_NOTIONAL,))  # fmt: skip
-    return store.event(s.intent_event(s.RISK_REJECTED, symbol, iid), event, signer)
+def reject(
+    store: Store, iid: uuid.UUID, symbol: str = "AAPL", signer: Identity | None = None
+) -> StoredMsg:
+    event = events.risk_rejected(trade(iid, symbol), causation_id=uuid.uuid4())
+    return store.event(events.subject_of(event), event, signer)
 
 
 def post(store: Store, iid: uuid.UUID, account: str = "paper-1") -> None:
-    fill = OrderFilled.derive(intent_id=iid, producer=Identity.EXECUTOR, causation_id=uuid.uuid4(),
-                              intent=trade(iid, account=account), order_id=uuid.uuid4(),
-                              fill_price=Decimal("190"), fill_quantity=Decimal("10"),
-                              fee=Decimal("0.19"), broker="paper")  # fmt: skip
-    lines = book_fill(None, fill).lines
-    event = LedgerPosted.derive(intent_id=iid, producer=Identity.LEDGER, causation_id=fill.event_id,
-                                account=account, journal_seq=1, lines=lines,
-                                entry_hash=entry_hash(GENESIS_HASH, 1, iid, account, lines),
-                                prev_hash=GENESIS_HASH)  # fmt: skip
-    store.event(s.intent_event(s.LEDGER_POSTED, account, iid), event)
+    fill = events.order_filled(
+        trade(iid, account=account), price="190", fee="0.19", causation_id=uuid.uuid4()
+    )
+    event = events.ledger_posted(fill)
+    store.event(events.subject_of(event), event)
 
 
 def refuse(store: Store, iid: uuid.UUID, symbol: str = "BTC-USD", seq: int = 7) -> None:
@@ -223,8 +207,7 @@ def test_a_dead_letter_of_a_duplicate_submission_does_not_end_an_accepted_intent
 
 def test_live_events_name_kind_symbol_intent_producer_and_signature() -> None:
     iid = uuid.uuid4()
-    event = IntentAccepted.derive(intent_id=iid, producer=Identity.INGESTOR, intent=trade(iid),
-                                  reference_price=None, reference_price_ts=None)  # fmt: skip
+    event = events.intent_accepted(trade(iid))
     subject = s.intent_event(s.INTENT_ACCEPTED, "AAPL", iid)
     data = event.model_dump_json().encode()
     live = describe_live(subject, data, SIGNERS[Identity.INGESTOR].headers(subject, data),

@@ -33,6 +33,7 @@ from agents.ledger.metrics import FILLED_TO_POSTED, observe_postings
 from agents.settings import Settings
 from contracts import AGENTS, Identity, LedgerPosted, OrderFilled
 from contracts import topology as t
+from tests.support import events
 from tests.support.events import make_fill
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -429,17 +430,7 @@ async def test_track_lag_keeps_running_through_failures_until_cancelled() -> Non
 
 
 def _posted(fill: OrderFilled, seconds_later: float) -> LedgerPosted:
-    return LedgerPosted.derive(
-        intent_id=fill.intent_id,
-        producer=Identity.LEDGER,
-        causation_id=fill.event_id,
-        ts=fill.ts + timedelta(seconds=seconds_later),
-        account=fill.intent.account,
-        journal_seq=1,
-        lines=(),
-        entry_hash="0" * 64,
-        prev_hash="0" * 64,
-    )
+    return events.ledger_posted(fill, lines=(), ts=fill.ts + timedelta(seconds=seconds_later))
 
 
 def _latency(sample: str) -> float:
