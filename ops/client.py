@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -23,6 +25,11 @@ from ops.stack.state import read_state
 
 CONNECT_TIMEOUT_S = 10.0
 """How long a command waits for NATS to accept its connection, unless it is given a timeout."""
+CLOSE_TIMEOUT_S = 2.0
+"""How long closing a connection may take: drain (unsubscribe, flush), then close."""
+TLS_CLOSE_NOISE = "APPLICATION_DATA_AFTER_CLOSE_NOTIFY"
+"""OpenSSL's reason when the server still sends after we said goodbye: nothing is lost (we are
+closing, and read nothing more), but asyncio and nats-py report it as an error."""
 
 
 class StackUnreachable(Exception):
@@ -123,11 +130,61 @@ async def connected(
         raise StackUnreachable(
             f"cannot reach NATS at {', '.join(urls)} as {identity} ({why}); {where}", why
         ) from None
+    _quiet_tls_close(asyncio.get_running_loop())
     try:
         yield nc
     finally:
+        await close_quietly(nc)
+
+
+def is_tls_close_noise(exc: BaseException | None) -> bool:
+    """Whether `exc` is only the server's data arriving after our TLS close_notify."""
+    return isinstance(exc, ssl.SSLError) and (
+        exc.reason == TLS_CLOSE_NOISE or TLS_CLOSE_NOISE in str(exc)
+    )
+
+
+class _TlsCloseNoise(logging.Filter):
+    """Drops nats-py's error callback line for `TLS_CLOSE_NOISE` (`tradeops.bus` logs it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return TLS_CLOSE_NOISE not in record.getMessage()
+
+
+_NOISE_FILTER = _TlsCloseNoise()
+
+
+def _quiet_tls_close(loop: asyncio.AbstractEventLoop) -> None:
+    """On `loop`, ignore exactly the TLS close noise (a task or future that ended with it and
+    was never awaited); every other error goes to the handler that was there before."""
+    logging.getLogger("tradeops.bus").addFilter(_NOISE_FILTER)  # a set: added once
+    previous = loop.get_exception_handler()
+    if getattr(previous, "quiets_tls_close", False):
+        return
+
+    def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if is_tls_close_noise(context.get("exception")):
+            return
+        if previous is not None:
+            previous(lp, context)
+        else:
+            lp.default_exception_handler(context)
+
+    handler.quiets_tls_close = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
+
+
+async def close_quietly(nc: NATS, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """Close `nc` without noise: drain first, so that the server stops sending to our
+    subscriptions before the TLS goodbye (data after it is what OpenSSL complains of), then
+    close; never raises, never takes more than `timeout_s`."""
+    if nc.is_closed:
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(nc.drain(), timeout_s)
+    if not nc.is_closed:
         with contextlib.suppress(Exception):
-            await nc.close()
+            await asyncio.wait_for(nc.close(), timeout_s)
 
 
 def load_signer(settings: Settings, identity: Identity = Identity.OPS) -> Signer:
