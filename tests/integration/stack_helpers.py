@@ -14,24 +14,20 @@ from nats.aio.client import Client as NATS
 from agents.settings import load_settings
 from bus import Credentials, connect
 from bus.replay import read_stream
-from contracts import AGENTS, Identity
+from contracts import Identity
 from contracts import topology as t
 from contracts.kinds import TERMINAL as TERMINAL_KINDS
 from ops.audit.facts import fact_of
 from ops.stack.embedded import EmbeddedStack
-from tests.conftest import free_port
+from ops.stack.scratch import write_scratch_config
 
 TERMINAL = tuple(TERMINAL_KINDS)
 
 
-def write_config(data_dir: Path, extra: str = "") -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    ports = "\n".join(f"{a} = {free_port()}" for a in AGENTS)
-    (data_dir / "tradeops.toml").write_text(
-        f"nats_port = {free_port()}\nnats_monitor_port = {free_port()}\n{extra}\n"
-        f"[health_ports]\n{ports}\n"
-        "[feed]\ninterval_ms = 100\n"
-        "[limits]\nrate_limit_per_s = 100000\n"
+def write_stack_config(data_dir: Path) -> Path:
+    """A test stack's settings: fresh ports, a 100 ms feed, a rate limit no test reaches."""
+    return write_scratch_config(
+        data_dir, feed_interval_ms=100, limits={"rate_limit_per_s": 100_000}
     )
 
 
@@ -39,7 +35,7 @@ def write_config(data_dir: Path, extra: str = "") -> None:
 async def running_stack(
     data_dir: Path, database_url: str | None = None
 ) -> AsyncIterator[EmbeddedStack]:
-    write_config(data_dir)
+    write_stack_config(data_dir)
     settings = load_settings(data_dir)
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})

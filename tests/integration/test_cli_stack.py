@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.stack_helpers import write_config
+from tests.integration.stack_helpers import write_stack_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ def alive(pid: int) -> bool:
 
 
 def test_up_detach_status_down_then_restart_keeps_streams_and_rows(stack_dir: Path) -> None:
-    write_config(stack_dir)
+    write_stack_config(stack_dir)
     data = ["--data-dir", str(stack_dir)]
 
     # up: returns once everything is running, in the background

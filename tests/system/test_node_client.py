@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from typing import Any
 import pytest
 
 from contracts import SubmitIntent
+from ops.stack.scratch import write_scratch_config
+from ops.stack.state import read_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "node-client"
 TRADEOPS = [sys.executable, "-m", "ops.cli"]
 AGENTS = ("ingestor", "analyst", "risk", "executor", "ledger")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run(argv: list[str], timeout: float = 240, cwd: Path | None = None) -> Any:
@@ -104,16 +99,6 @@ def test_usage_errors_exit_2_without_connecting(node: str) -> None:
     assert missing.returncode == 2 and "--quantity is required" in missing.stderr
 
 
-def _write_config(data_dir: Path) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    ports = "\n".join(f"{agent} = {_free_port()}" for agent in AGENTS)
-    (data_dir / "tradeops.toml").write_text(
-        f"nats_port = {_free_port()}\nnats_monitor_port = {_free_port()}\n"
-        f"[health_ports]\n{ports}\n"
-        "[feed]\ninterval_ms = 100\n"
-    )
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Path]:
     """A stack started with `tradeops up --detach`, shared by this module's tests; stopped after.
@@ -123,7 +108,7 @@ def stack() -> Iterator[Path]:
     """
     root = Path(tempfile.mkdtemp(prefix="tradeops-node-"))
     data_dir = root / "stack"
-    _write_config(data_dir)
+    write_scratch_config(data_dir, feed_interval_ms=100)
     up = tradeops("up", "--detach", "--data-dir", str(data_dir))
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -150,8 +135,9 @@ def _wait_ready(data_dir: Path, timeout_s: float = 240) -> None:
 
 def _nats_url(data_dir: Path) -> str:
     """The URL a client uses, from the stack's state file (what `tradeops status` prints)."""
-    doc = json.loads((data_dir / "run" / "stack.json").read_text())
-    return str(doc["nats"]["url"])
+    state = read_state(data_dir)
+    assert state is not None, f"no run file in {data_dir}"
+    return state.nats.url
 
 
 def _outcome(data_dir: Path, intent_id: str, timeout_s: float = 120) -> dict[str, Any]:
