@@ -55,14 +55,18 @@ def _as_ops(settings: Settings, work: Callable[[NATS], Awaitable[T]]) -> T:
 
 
 def _payload(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_PAYLOAD_BYTES:
+    """The file's bytes, read no further than the limit: a device such as /dev/zero or a file
+    still growing has no honest size."""
+    with path.open("rb") as file:
+        data = file.read(MAX_PAYLOAD_BYTES + 1)
+    if len(data) > MAX_PAYLOAD_BYTES:
+        size = path.stat().st_size
         fail(
-            f"{path} is {size:,} bytes; a re-published message can be at most "
-            f"{MAX_PAYLOAD_BYTES:,} bytes",
+            f"{path} is {f'{size:,} bytes' if size > MAX_PAYLOAD_BYTES else 'unbounded'}; a "
+            f"re-published message can be at most {MAX_PAYLOAD_BYTES:,} bytes",
             ExitCode.USAGE,
         )
-    return path.read_bytes()
+    return data
 
 
 def short_error(x: StoredDeadLetter, width: int = 60) -> str:
