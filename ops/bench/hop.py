@@ -26,15 +26,6 @@ from contracts.topology import StreamSpec
 from ops.bench.hop_variants import PRODUCER, RUNNERS, HopEnv, Lane, Variant, submissions
 from ops.stack.natsd import scratch_server
 
-__all__ = [
-    "TARGET_VS_FASTSTREAM",
-    "TARGET_VS_RAW",
-    "HopResult",
-    "HopRun",
-    "Variant",
-    "run_hop_bench",
-]
-
 TARGET_VS_RAW = 0.9
 """The runtime must reach this fraction of hand-tuned nats-py's throughput."""
 TARGET_VS_FASTSTREAM = 3.0
