@@ -58,7 +58,7 @@ def node() -> str:
     """`node`, with the example's locked dependencies installed (once, kept in node_modules)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("node and npm are needed for the Node.js client example (CI has them)")
+        pytest.fail("node and npm are needed: `sh ops/tools/ensure-command.sh npm nodejs npm`")
     lock = json.loads((EXAMPLE / "package-lock.json").read_text())
     wanted = lock["packages"]["node_modules/nats"]["version"]
     if _installed_version("nats") != wanted:
@@ -153,7 +153,7 @@ def _outcome(data_dir: Path, intent_id: str, timeout_s: float = 120) -> dict[str
         time.sleep(0.5)
 
 
-def test_node_client_submits_over_mtls_and_the_operator_sees_it_filled_once(
+def test_node_client_submits_over_mtls_reads_its_outcome_and_it_is_filled_once(
     node: str, stack: Path
 ) -> None:
     intent_id = str(uuid.uuid4())
@@ -165,14 +165,16 @@ def test_node_client_submits_over_mtls_and_the_operator_sees_it_filled_once(
     )
 
     first = submit(node, *args)
-    again = submit(node, *args)  # a retried publish: same Nats-Msg-Id, stored once
+    again = submit(node, *args, "--wait-ms", "0")  # a retried publish: same Nats-Msg-Id
 
     assert first.returncode == 0, first.stdout + first.stderr
     assert again.returncode == 0, again.stdout + again.stderr
-    ack, repeat = json.loads(first.stdout), json.loads(again.stdout)
+    ack_line, outcome_line = first.stdout.splitlines()
+    ack, answer, repeat = json.loads(ack_line), json.loads(outcome_line), json.loads(again.stdout)
     assert ack["intent_id"] == intent_id and ack["stream"] == "SUBMISSIONS"
     assert ack["duplicate"] is False and isinstance(ack["seq"], int)
     assert repeat["duplicate"] is True and repeat["seq"] == ack["seq"]
+    assert answer == {"intent_id": intent_id, "outcome": "filled", "terminal": True, "reasons": []}
 
     trail = _outcome(stack, intent_id)
 
@@ -182,6 +184,21 @@ def test_node_client_submits_over_mtls_and_the_operator_sees_it_filled_once(
     submitted = [e for e in trail["events"] if e["subject"] == "intent.submitted.BTC-USD"]
     assert [e["seq"] for e in submitted] == [ack["seq"]]
     assert all(e["signature"] != "invalid" for e in trail["events"])
+
+
+def test_node_client_reads_a_rejection_with_its_reason_and_exit_code(
+    node: str, stack: Path
+) -> None:
+    rejected = submit(
+        node,
+        *("--url", _nats_url(stack), "--certs", str(stack / "certs")),
+        *("--symbol", "BTC-USD", "--side", "buy", "--quantity", "50"),  # over max quantity
+    )
+
+    assert rejected.returncode == 10, rejected.stdout + rejected.stderr
+    answer = json.loads(rejected.stdout.splitlines()[1])
+    assert answer["outcome"] == "rejected" and answer["terminal"] is True
+    assert answer["reasons"], answer
 
 
 def test_the_client_certificate_without_its_inbox_prefix_gets_no_ack(
