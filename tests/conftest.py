@@ -13,13 +13,20 @@ from nats.aio.client import Client as NATS
 
 from agents.base import Agent
 from agents.ingestor.config import Feed
-from agents.settings import Settings
+from agents.settings import CONFIG_ENV, Settings
 from bus import Credentials, connect, provision
 from bus.identity import CertPaths
 from contracts import AGENTS, Identity
 from ops.pki.certs import init_certs
 from ops.pki.natsconf import NatsLayout
 from ops.stack.natsd import NatsServer, free_port
+
+
+@pytest.fixture(autouse=True)
+def no_settings_file_from_an_earlier_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`load_settings` names the file it read in TRADEOPS_CONFIG for the rest of the process (so
+    `config show` can say where values came from); each test starts without one and drops it."""
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
 
 
 @pytest.fixture(scope="session")
