@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 
 from nats.aio.client import Client as NATS
 
 import nats
 from bus.identity import Credentials
-from bus.metrics import CONNECTION_EVENTS, PERMISSION_VIOLATIONS
 from contracts.subjects import inbox_prefix
 
 log = logging.getLogger("tradeops.bus")
@@ -18,6 +18,14 @@ MIN_RECONNECT_WAIT_S = 0.1
 MAX_RECONNECT_WAIT_S = 2.0
 
 ReconnectHook = Callable[[], Awaitable[None]]
+
+
+def metrics() -> ModuleType:
+    """`bus.metrics`, imported when a connection first has something to count: a one-shot
+    command that never loses its connection does not load prometheus_client."""
+    import bus.metrics  # noqa: PLC0415
+
+    return bus.metrics
 
 
 async def connect(
@@ -46,7 +54,7 @@ async def connect(
             wait = holder[0].options["reconnect_time_wait"]
             holder[0].options["reconnect_time_wait"] = min(wait * 2, MAX_RECONNECT_WAIT_S)
         if "permissions violation" in text.lower():
-            PERMISSION_VIOLATIONS.labels(identity=identity).inc()
+            metrics().PERMISSION_VIOLATIONS.labels(identity=identity).inc()
             log.error("permission violation for %s: %s", identity, text)
         else:
             log.warning("nats error for %s: %s", identity, text)
@@ -54,11 +62,11 @@ async def connect(
     async def disconnected_cb() -> None:
         if holder and holder[0].is_closed:
             return  # our own close(), not an outage
-        CONNECTION_EVENTS.labels(identity=identity, event="disconnected").inc()
+        metrics().CONNECTION_EVENTS.labels(identity=identity, event="disconnected").inc()
         log.warning("%s disconnected from NATS", identity)
 
     async def reconnected_cb() -> None:
-        CONNECTION_EVENTS.labels(identity=identity, event="reconnected").inc()
+        metrics().CONNECTION_EVENTS.labels(identity=identity, event="reconnected").inc()
         log.info("%s reconnected to NATS", identity)
         holder[0].options["reconnect_time_wait"] = MIN_RECONNECT_WAIT_S
         if on_reconnect is not None:

@@ -32,9 +32,7 @@ from contracts.kinds import (
     RISK_REJECTED,
     SUBMITTED,
 )
-from ops.audit.facts import TERM_NAMES, Fact, decimal_or_none
-
-Key = tuple[str, int]
+from ops.audit.facts import TERM_NAMES, Fact, Key, decimal_or_none
 
 REQUIRES: tuple[tuple[str, str, str], ...] = (
     (ANALYZED, ACCEPTED, "analysis without acceptance"),

@@ -83,6 +83,10 @@ def terms_of(body: object) -> Terms | None:
     return (account, symbol, side, quantity, order_type, decimal_or_none(limit))
 
 
+Key = tuple[str, int]
+"""Where a message is stored: (stream, sequence)."""
+
+
 @dataclass(slots=True)
 class Fact:
     """What the audit keeps of one stored message."""
@@ -108,7 +112,7 @@ class Fact:
     problem: str | None = None
 
     @property
-    def key(self) -> tuple[str, int]:
+    def key(self) -> Key:
         return (self.stream, self.seq)
 
 

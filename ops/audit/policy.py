@@ -10,11 +10,16 @@ record vouches for exactly those bytes at that place (`tradeops dlq retry --payl
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
 from dataclasses import dataclass
 
 from bus.signing import SignatureStatus
 from contracts import Identity
-from contracts.kinds import owners_of, unsigned_allowed
+from contracts.kinds import RETRIED, owners_of, unsigned_allowed
+from contracts.records import DeadLetterRetried
+from ops.audit.facts import Fact, Key
+from ops.audit.report import AuditReport, Check
 
 
 @dataclass(frozen=True)
@@ -59,3 +64,51 @@ def provenance_problem(p: Provenance) -> str | None:
     if p.producer is None and not unsigned_allowed(p.subject):
         return "the event names no producer"
     return None
+
+
+def judge_provenance(
+    facts: list[Fact],
+    results: dict[Key, tuple[SignatureStatus, str | None]],
+    report: AuditReport,
+) -> dict[int, list[Key]]:
+    """Mark each fact trusted or not; return where each retried dead letter went."""
+    vouched: dict[Key, str] = {}
+    retried: dict[int, list[Key]] = defaultdict(list)
+
+    def judge(fact: Fact) -> None:
+        status, signer = results.get(fact.key, (None, fact.signer))
+        if fact.signed and status is None:
+            status = SignatureStatus.INVALID  # never verified: cannot be trusted
+        ops_bytes = fact.data if signer == "ops" and fact.data is not None else None
+        where = vouched.get(fact.key)
+        check = Provenance(
+            fact.subject,
+            status,
+            signer,
+            fact.producer,
+            vouched=ops_bytes is not None and where == hashlib.sha256(ops_bytes).hexdigest(),
+        )
+        fact.problem = provenance_problem(check)
+        fact.trusted = fact.problem is None
+        if status is None:
+            label = "unsigned" if unsigned_allowed(fact.subject) else "missing"
+        else:
+            label = str(status)
+        report.signatures[label] += 1
+        if fact.problem is not None:
+            kind = Check.PROVENANCE if status is SignatureStatus.VALID else Check.SIGNATURE
+            report.error(kind, fact.problem, stream=fact.stream, seq=fact.seq,
+                         intent_id=fact.intent_id)  # fmt: skip
+
+    records = [f for f in facts if f.kind == RETRIED]
+    for fact in records:  # first: the retry records vouch for ops-signed repairs
+        judge(fact)
+        record = fact.detail.get("record")
+        if fact.trusted and isinstance(record, DeadLetterRetried):
+            place = (record.published_stream, record.published_seq)
+            vouched[place] = record.payload_sha256
+            retried[record.dlq_seq].append(place)
+    for fact in facts:
+        if fact.kind != RETRIED:
+            judge(fact)
+    return retried

@@ -24,8 +24,8 @@ from bus.headers import SIGNATURE as SIGNATURE_HEADER
 from bus.headers import SIGNER as SIGNER_HEADER
 from bus.signing import SignatureStatus, Verifier
 from ops.audit.cache import VerifiedCache
+from ops.audit.facts import Key
 
-Key = tuple[str, int]
 """(stream, sequence) of one stored message."""
 Item = tuple[str, bytes, str, str]
 """(subject, payload, signer, signature) to verify."""

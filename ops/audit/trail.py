@@ -37,8 +37,8 @@ from contracts import topology as t
 from contracts.kinds import ACCEPTED, DEAD_LETTER, RETRIED, SUBMITTED, TERMINAL, Outcome
 from ops.audit.chains import Verdict, evaluate
 from ops.audit.facts import Fact, fact_of
+from ops.audit.policy import judge_provenance
 from ops.audit.report import AuditReport
-from ops.audit.verify import judge_provenance
 
 INDEXED_STREAMS: tuple[tuple[str, str], ...] = (
     (t.INTENTS, "intent.{}"),

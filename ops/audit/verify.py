@@ -18,14 +18,13 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 
 from bus.replay import read_batches
-from bus.signing import SignatureStatus, Verifier
+from bus.signing import Verifier
 from contracts import LedgerPosted, OrderFilled
 from contracts import topology as t
-from contracts.kinds import FILLED, POSTED, PURGED, RETRIED, unsigned_allowed
-from contracts.records import DeadLetterRetried
+from contracts.kinds import FILLED, POSTED, PURGED, RETRIED
 from ops.audit.cache import VerifiedCache
 from ops.audit.chains import Verdict, evaluate
-from ops.audit.facts import Fact, fact_of, purged_letters
+from ops.audit.facts import Fact, Key, fact_of, purged_letters
 from ops.audit.ledger import (
     LedgerSnapshot,
     check_balances,
@@ -33,16 +32,14 @@ from ops.audit.ledger import (
     check_postings,
     read_snapshot,
 )
-from ops.audit.policy import Provenance, provenance_problem
+from ops.audit.policy import judge_provenance
 from ops.audit.report import AuditReport, Check
 from ops.audit.signatures import Parallelism, SignatureChecker, make_executor
 from ops.audit.window import ReplayWindow
-from ops.dlq import first_message, sha256
+from ops.dlq import first_message
 
 AUDIT_STREAMS = (t.SUBMISSIONS, t.INTENTS, t.RISK, t.ORDERS, t.LEDGER, t.DLQ, t.CONTROL)
 READ_BATCH = 1000
-
-Key = tuple[str, int]
 
 
 class Progress:
@@ -97,54 +94,6 @@ async def replay(
                 await checker.add((stream, msg.seq), msg.subject, msg.data, msg.headers)
             progress.advance(stream, len(batch))
     return facts
-
-
-def judge_provenance(
-    facts: list[Fact],
-    results: dict[Key, tuple[SignatureStatus, str | None]],
-    report: AuditReport,
-) -> dict[int, list[Key]]:
-    """Mark each fact trusted or not; return where each retried dead letter went."""
-    vouched: dict[Key, str] = {}
-    retried: dict[int, list[Key]] = defaultdict(list)
-
-    def judge(fact: Fact) -> None:
-        status, signer = results.get(fact.key, (None, fact.signer))
-        if fact.signed and status is None:
-            status = SignatureStatus.INVALID  # never verified: cannot be trusted
-        ops_bytes = fact.data if signer == "ops" and fact.data is not None else None
-        where = vouched.get(fact.key)
-        check = Provenance(
-            fact.subject,
-            status,
-            signer,
-            fact.producer,
-            vouched=ops_bytes is not None and where == sha256(ops_bytes),
-        )
-        fact.problem = provenance_problem(check)
-        fact.trusted = fact.problem is None
-        if status is None:
-            label = "unsigned" if unsigned_allowed(fact.subject) else "missing"
-        else:
-            label = str(status)
-        report.signatures[label] += 1
-        if fact.problem is not None:
-            kind = Check.PROVENANCE if status is SignatureStatus.VALID else Check.SIGNATURE
-            report.error(kind, fact.problem, stream=fact.stream, seq=fact.seq,
-                         intent_id=fact.intent_id)  # fmt: skip
-
-    records = [f for f in facts if f.kind == RETRIED]
-    for fact in records:  # first: the retry records vouch for ops-signed repairs
-        judge(fact)
-        record = fact.detail.get("record")
-        if fact.trusted and isinstance(record, DeadLetterRetried):
-            place = (record.published_stream, record.published_seq)
-            vouched[place] = record.payload_sha256
-            retried[record.dlq_seq].append(place)
-    for fact in facts:
-        if fact.kind != RETRIED:
-            judge(fact)
-    return retried
 
 
 def judge_chains(

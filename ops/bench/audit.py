@@ -48,7 +48,8 @@ from contracts import (
     TradeIntent,
 )
 from contracts import subjects as s
-from ops.audit import AuditOptions, Parallelism, run_audit
+from ops.audit.signatures import Parallelism
+from ops.audit.verify import AuditOptions, run_audit
 from ops.stack.natsd import scratch_server
 
 TARGET_EVENTS_PER_S = 20_000

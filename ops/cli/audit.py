@@ -21,16 +21,11 @@ from rich.progress import Progress as RichBar
 from agents.settings import load_settings
 from bus import Verifier
 from contracts import Identity
-from ops.audit import (
-    AuditOptions,
-    AuditReport,
-    Parallelism,
-    Progress,
-    ReplayWindow,
-    parse_time,
-    run_audit,
-)
+from ops.audit.report import AuditReport
+from ops.audit.signatures import Parallelism
 from ops.audit.trail import IntentTrail, canonical_intent_id, find_trail
+from ops.audit.verify import AuditOptions, Progress, run_audit
+from ops.audit.window import ReplayWindow, parse_time
 from ops.cli.errors import fail, one_line
 from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
 from ops.cli.positions import redact, resolve_database_url

@@ -40,8 +40,8 @@ from contracts import subjects as s
 from contracts.kinds import ACCEPTED, DEAD_LETTER, POSTED, RETRIED, SUBMITTED, kind_of
 from ops.audit.chains import evaluate
 from ops.audit.facts import Fact, Terms, as_uuid, fact_of, terms_of
+from ops.audit.policy import judge_provenance
 from ops.audit.report import AuditReport
-from ops.audit.verify import judge_provenance
 from ops.intents.query import IntentListing, IntentQuery, IntentRow, ShownEvent
 
 FIRST_SPAN = timedelta(minutes=5)

@@ -265,9 +265,10 @@ def _is_catch_all(pattern: str) -> bool:
 def known_subjects() -> frozenset[str]:
     """Every subject (pattern) the topology declares, without the per-root catch-alls.
 
-    Streams' subjects, consumers' filters, what each identity publishes (OUTPUTS) and follows
-    (FOLLOWS) and requests (REQUESTS), the control subjects, each agent's dead letters, the operator's records on the DLQ
-    stream (`dlq.retried.<id>`, `dlq.purged`) and each identity's inbox prefix.
+    Streams' subjects, consumers' filters, what each identity publishes (OUTPUTS), follows
+    (FOLLOWS) and requests (REQUESTS), the control subjects, each agent's dead letters, the
+    operator's records on the DLQ stream (`dlq.retried.<id>`, `dlq.purged`) and each identity's
+    inbox prefix.
     """
     patterns = {x for spec in t.STREAMS for x in spec.subjects}
     patterns |= {c.filter_subject for c in t.ALL_CONSUMERS}

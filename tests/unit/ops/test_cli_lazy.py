@@ -38,7 +38,7 @@ def test_the_help_page_lists_every_command_without_importing_one() -> None:
     )
 
     assert not {m for m in loaded if m.startswith("ops.cli.") and m.split(".")[2] != "main"} - {
-        "ops.cli.errors", "ops.cli.lazy", "ops.cli.options",
+        "ops.cli.deferred", "ops.cli.errors", "ops.cli.lazy", "ops.cli.options",
     }  # fmt: skip
     assert "nats" not in loaded
 
@@ -68,3 +68,13 @@ def test_the_wait_exit_codes_cover_each_terminal_outcome_with_a_distinct_code() 
 
     assert len(set(codes)) == len(codes)
     assert WAIT_EXIT["filled"] == ExitCode.OK
+
+
+def test_nats_under_the_cli_loads_without_aiohttp_and_aiohttp_still_works_after() -> None:
+    loaded = _loaded_after(
+        "import ops.cli\nimport sys\nimport nats.aio.transport as t\n"
+        "assert t.aiohttp is None and 'aiohttp' not in sys.modules\n"
+        "from aiohttp import web\nassert web.Application"
+    )
+
+    assert "nats" in loaded and "aiohttp.web" in loaded
