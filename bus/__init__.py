@@ -9,13 +9,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Two names are also names of their modules: bound eagerly, so that importing `bus.connect` or
+# `bus.provision` (which sets the package attribute to the module) cannot shadow the function.
+from bus.connect import connect
+from bus.provision import provision
+
 if TYPE_CHECKING:
-    from bus.connect import connect
     from bus.deadletter import MaxDeliveriesAdvisory, dead_letter
     from bus.errors import BusError, PermissionDenied, Rejected, Transient
     from bus.exhausted import decode_advisory, exhausted_handler
     from bus.identity import Credentials
-    from bus.provision import ProvisionReport, provision
+    from bus.provision import ProvisionReport
     from bus.publisher import Emit, Publisher, PublishFailed
     from bus.runtime import (
         BatchHandler,
@@ -29,7 +33,6 @@ if TYPE_CHECKING:
     from bus.trading_state import TradingStateWatch
 
 _HOME: dict[str, str] = {
-    "connect": "bus.connect",
     "MaxDeliveriesAdvisory": "bus.deadletter",
     "dead_letter": "bus.deadletter",
     "BusError": "bus.errors",
@@ -40,7 +43,6 @@ _HOME: dict[str, str] = {
     "exhausted_handler": "bus.exhausted",
     "Credentials": "bus.identity",
     "ProvisionReport": "bus.provision",
-    "provision": "bus.provision",
     "Emit": "bus.publisher",
     "Publisher": "bus.publisher",
     "PublishFailed": "bus.publisher",
