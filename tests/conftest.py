@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from nats.aio.client import Client as NATS
 
-from agents.base import Agent
 from agents.ingestor.config import Feed
 from agents.settings import CONFIG_ENV, Settings
 from bus import Credentials, connect, provision
@@ -20,6 +18,8 @@ from contracts import AGENTS, Identity
 from ops.pki.certs import init_certs
 from ops.pki.natsconf import NatsLayout
 from ops.stack.natsd import NatsServer, free_port
+from tests.support.agents import ConnectAs
+from tests.support.pg import database_url, pg_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -50,9 +50,6 @@ async def nats_server(certs_dir: Path, tmp_path: Path) -> AsyncIterator[NatsServ
     await server.start()
     yield server
     await server.stop()
-
-
-ConnectAs = Callable[[Identity], Awaitable[NATS]]
 
 
 @pytest.fixture
@@ -92,23 +89,6 @@ def agent_settings(nats_server: NatsServer, certs_dir: Path, tmp_path: Path) -> 
     )
 
 
-async def run_agent(agent: Agent) -> asyncio.Task[None]:
-    """Start an agent and wait until its consumers are bound."""
-    task = asyncio.create_task(agent.run())
-    for _ in range(600):
-        if task.done():
-            task.result()
-        if not await agent.readiness():
-            return task
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{agent.identity} not ready: {await agent.readiness()}")
-
-
-async def stop_agent(agent: Agent, task: asyncio.Task[None]) -> None:
-    agent.stop()
-    await asyncio.wait_for(task, 30)
-
-
 @pytest.fixture
 def stack_dir() -> Iterator[Path]:
     """A data dir outside pytest's tmp tree: embedded Postgres runs as another user when root,
@@ -116,6 +96,3 @@ def stack_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="tradeops-test-"))
     yield path / "stack"
     shutil.rmtree(path, ignore_errors=True)
-
-
-from tests.support.pg import database_url, pg_url  # noqa: E402, F401

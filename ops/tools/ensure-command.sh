@@ -1,7 +1,7 @@
 #!/bin/sh
 # ensure-command.sh COMMAND PACKAGE...: make COMMAND available, installing the Debian PACKAGEs
 # when it is missing. What the tests need beyond the virtualenv: `promtool` (package
-# `prometheus`, for tests/integration/test_promtool.py) and `node` with `npm` (for the Node.js
+# `prometheus`, for tests/integration/ops/test_promtool.py) and `node` with `npm` (for the Node.js
 # client example, tests/system/test_node_client.py). Non-interactive and quiet; run as root (or
 # with sudo available). Called from the Makefile's test targets.
 set -eu

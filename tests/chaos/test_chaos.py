@@ -34,7 +34,7 @@ from ops.bench.chaos import (
     write_chaos_config,
 )
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.stack_helpers import connect_to
+from tests.support.stack import connect_to
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
 

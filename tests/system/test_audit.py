@@ -31,15 +31,15 @@ from contracts import Identity, TradeIntent
 from contracts import topology as t
 from ops.cli import app
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.stack_helpers import (
+from tests.support import events
+from tests.support.pipeline import count_subject, eventually, publisher_for
+from tests.support.stack import (
     connect_to,
     new_id,
     outcomes,
     running_stack,
     terminal_count,
 )
-from tests.support import events
-from tests.support.pipeline import count_subject, eventually, publisher_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

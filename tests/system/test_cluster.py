@@ -50,10 +50,10 @@ from ops.cli import app
 from ops.cli.provision import provision_when_ready
 from ops.pki.certs import ROUTE
 from ops.pki.natsconf import ClusterLayout, ClusterNode, NatsLayout, write_cluster_configs
-from ops.stack.natsd import nats_server_binary, wait_healthy
-from tests.conftest import free_port, run_agent, stop_agent
-from tests.integration.stack_helpers import outcomes, terminal_count
+from ops.stack.natsd import free_port, nats_server_binary, wait_healthy
+from tests.support.agents import run_agent, stop_agent
 from tests.support.pipeline import eventually
+from tests.support.stack import outcomes, terminal_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -28,8 +28,8 @@ from ops.audit.trail import find_trail
 from ops.cli import app
 from ops.dlq import RETRIED_SUBJECT, first_message
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.stack_helpers import connect_to, new_id, running_stack
 from tests.support.pipeline import count_subject, eventually
+from tests.support.stack import connect_to, new_id, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

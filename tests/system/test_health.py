@@ -28,14 +28,14 @@ from contracts import Identity
 from contracts import subjects as s
 from contracts import topology as t
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.stack_helpers import (
+from tests.support.pipeline import eventually
+from tests.support.stack import (
     connect_to,
     fetch_one,
     outcomes,
     running_stack,
     terminal_count,
 )
-from tests.support.pipeline import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -37,7 +37,7 @@ from contracts import subjects as s
 from contracts import topology as t
 from contracts.base import EVENT_NAMESPACE
 from ops.bench.chaos import OutcomeLog
-from tests.integration.stack_helpers import connect_to, running_stack
+from tests.support.stack import connect_to, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,14 +16,14 @@ from agents.ledger.queries import cash, positions, recompute_from_fills
 from bus.replay import read_stream
 from contracts import AGENTS, Identity, OrderFilled
 from contracts import topology as t
-from tests.integration.stack_helpers import (
+from tests.support.pipeline import eventually
+from tests.support.stack import (
     connect_to,
     new_id,
     outcomes,
     running_stack,
     terminal_count,
 )
-from tests.support.pipeline import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -22,9 +22,9 @@ from bus import Credentials
 from bus.identity import CertPaths
 from contracts import AGENTS, Identity
 from ops.pki.natsconf import revoked_file
-from tests.integration.stack_helpers import connect_to, outcomes, running_stack, terminal_count
 from tests.support.certs import connect_refused, revoke
 from tests.support.pipeline import eventually
+from tests.support.stack import connect_to, outcomes, running_stack, terminal_count
 
 pytestmark = pytest.mark.integration
 

@@ -32,8 +32,8 @@ from contracts import Identity
 from contracts import subjects as s
 from ops.cli import app
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.stack_helpers import connect_to, running_stack
 from tests.support.pipeline import eventually
+from tests.support.stack import connect_to, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

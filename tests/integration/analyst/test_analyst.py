@@ -38,9 +38,9 @@ from contracts import subjects as s
 from contracts import topology as t
 from knowledge import KnowledgeIndex, default_cache_dir
 from ops.cli import app
-from ops.stack.natsd import NatsServer
-from tests.conftest import ConnectAs, free_port
+from ops.stack.natsd import NatsServer, free_port
 from tests.support import events
+from tests.support.agents import ConnectAs
 from tests.support.pipeline import eventually, publisher_for, read_subject
 
 pytestmark = pytest.mark.integration

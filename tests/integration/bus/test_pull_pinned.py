@@ -16,7 +16,7 @@ from nats.aio.client import Client as NATS
 from bus.pull import PullConsumer
 from contracts import Identity
 from contracts import topology as t
-from tests.conftest import ConnectAs
+from tests.support.agents import ConnectAs
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ from contracts import DeadLetter, Identity, IntentAccepted, SubmitIntent
 from contracts import topology as t
 from contracts.topology import ConsumerSpec
 from ops.stack.natsd import NatsServer
-from tests.conftest import ConnectAs
+from tests.support.agents import ConnectAs
 from tests.support.pipeline import (
     accept,
     count_subject,

@@ -16,7 +16,7 @@ from contracts import Identity
 from contracts import subjects as s
 from contracts import topology as t
 from contracts.types import AGENTS
-from tests.conftest import ConnectAs
+from tests.support.agents import ConnectAs
 from tests.support.permissions import (
     IID,
     WORK,

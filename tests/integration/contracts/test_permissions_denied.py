@@ -28,7 +28,7 @@ from contracts import Identity, IntentAccepted, derive_event_id
 from contracts import subjects as s
 from contracts import topology as t
 from contracts.types import AGENTS
-from tests.conftest import ConnectAs, run_agent, stop_agent
+from tests.support.agents import ConnectAs, run_agent, stop_agent
 from tests.support.permissions import (
     ANSWER_GRACE_S,
     DENIED_TIMEOUT_S,

@@ -22,8 +22,8 @@ from contracts import (
 from contracts import subjects as s
 from contracts import topology as t
 from ops.control import set_trading_state
-from tests.conftest import ConnectAs, run_agent, stop_agent
 from tests.support import events
+from tests.support.agents import ConnectAs, run_agent, stop_agent
 from tests.support.pipeline import (
     count_subject,
     eventually,

@@ -15,7 +15,7 @@ from contracts import DeadLetter, Identity, IntentAccepted, MarketTick
 from contracts import topology as t
 from contracts.base import EVENT_NAMESPACE
 from ops.audit.facts import assigned_intent_id
-from tests.conftest import ConnectAs, run_agent, stop_agent
+from tests.support.agents import ConnectAs, run_agent, stop_agent
 from tests.support.pipeline import count_subject, eventually, read_subject
 
 pytestmark = pytest.mark.integration

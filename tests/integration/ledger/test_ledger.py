@@ -34,8 +34,9 @@ from contracts import Identity, LedgerPosted, OrderFilled
 from contracts import subjects as s
 from contracts import topology as t
 from ops.cli import app
+from ops.stack.natsd import free_port
 from ops.stack.state import DatabaseEndpoint, NatsEndpoints, StackState, write_state
-from tests.conftest import ConnectAs, free_port
+from tests.support.agents import ConnectAs
 from tests.support.events import make_fill
 from tests.support.pg import embedded_postgres
 from tests.support.pipeline import (

@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from ops.cli.options import ExitCode, documented_exit_codes
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.stack_helpers import running_stack
+from tests.support.stack import running_stack
 
 pytestmark = [pytest.mark.integration]
 

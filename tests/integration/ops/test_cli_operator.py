@@ -22,7 +22,7 @@ from contracts import Identity
 from contracts import topology as t
 from ops.client import wait_outcome
 from ops.stack.embedded import EmbeddedStack
-from tests.integration.stack_helpers import connect_to, running_stack
+from tests.support.stack import connect_to, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -30,9 +30,9 @@ from contracts import (
 )
 from contracts import subjects as s
 from contracts import topology as t
-from ops.stack.natsd import NatsServer
-from tests.conftest import ConnectAs, free_port
+from ops.stack.natsd import NatsServer, free_port
 from tests.support import events
+from tests.support.agents import ConnectAs
 from tests.support.pipeline import (
     count_subject,
     eventually,

@@ -1,4 +1,4 @@
-"""The desk of the kill-switch tests (tests/integration/test_kill_switch.py) and what they read.
+"""The desk of the kill-switch tests (tests/system/test_kill_switch.py) and what they read.
 
 `open_desk` connects as ops and as the client to a running embedded stack and follows every
 intent's outcome live (`Terminals`); `Load` submits intents at a fixed rate; `sigkill` kills one
@@ -33,8 +33,8 @@ from ops.bench.killswitch import StatusPoller, health_urls
 from ops.control import set_trading_state
 from ops.stack.embedded import EmbeddedStack
 from ops.stack.scratch import OPEN_PRICES
-from tests.integration.pipeline_helpers import eventually
-from tests.integration.stack_helpers import TERMINAL, connect_to
+from tests.support.pipeline import eventually
+from tests.support.stack import TERMINAL, connect_to
 
 SYMBOLS = tuple(OPEN_PRICES)
 OUTCOME_TIMEOUT_S = 30.0

@@ -22,8 +22,7 @@ from bus.identity import CertPaths
 from contracts import Identity
 from ops.pki.certs import issue
 from ops.pki.natsconf import NatsLayout, revoked_file, write_config
-from ops.stack.natsd import NatsServer
-from tests.conftest import free_port
+from ops.stack.natsd import NatsServer, free_port
 from tests.support.certs import connect_refused, revoke
 from tests.support.pipeline import eventually
 

@@ -40,7 +40,7 @@ from ops.control import set_trading_state
 from ops.stack.embedded import EmbeddedStack
 from ops.stack.natsd import wait_healthy
 from ops.stack.scratch import OPEN_CASH_USD, OPEN_LIMITS, OPEN_PRICES, write_scratch_config
-from tests.integration.kill_switch_helpers import (
+from tests.support.kill_switch import (
     SYMBOLS,
     Desk,
     KilledUnderLoad,
@@ -50,8 +50,8 @@ from tests.integration.kill_switch_helpers import (
     sigkill,
     stopped_by,
 )
-from tests.integration.pipeline_helpers import eventually
-from tests.integration.stack_helpers import connect_to, outcomes, terminal_count
+from tests.support.pipeline import eventually
+from tests.support.stack import connect_to, outcomes, terminal_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.stack_helpers import write_stack_config
+from tests.support.stack import write_stack_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
