@@ -8,6 +8,7 @@ pull status without a reply subject) may a `Status` be believed.
 
 from __future__ import annotations
 
+from nats.aio.msg import Msg
 from nats.js.api import Header, StatusCode
 
 STATUS = Header.STATUS.value
@@ -51,3 +52,38 @@ DLQ_RETRY = "Tradeops-Dlq-Retry"
 def stored_headers(headers: dict[str, str]) -> dict[str, str]:
     """Return a stored message's publisher headers: no `Nats-*` header but the message id."""
     return {k: v for k, v in headers.items() if not k.startswith("Nats-") or k == MSG_ID}
+
+
+DESCRIPTION = "Description"
+"""The text of a server status."""
+PUBLISH_HEADERS = frozenset(
+    {
+        MSG_ID,
+        "Nats-Expected-Stream",
+        "Nats-Expected-Last-Sequence",
+        "Nats-Expected-Last-Subject-Sequence",
+        "Nats-Expected-Last-Msg-Id",
+    }
+)
+"""The `Nats-` headers a publisher may set: instructions to the server on publish."""
+
+
+def is_pull_status(msg: Msg) -> bool:
+    """Whether a message on a pull subscription's inbox is the server's status (a heartbeat, a
+    request's end, a lost pin) rather than a stored message. The server sends a stored message
+    with a reply subject (its ack subject) and a status without one; a `Status` header alone
+    proves nothing, since any publisher may set it."""
+    return not msg.reply and STATUS in (msg.headers or {})
+
+
+def reserved_headers(headers: dict[str, str] | None) -> list[str]:
+    """The server's header names a publisher set on a message (`Status`, `Description`, any
+    `Nats-` header but the publish instructions), in the order given; a delivery's `Nats-Pin-Id`
+    is the server's and not counted."""
+    found = []
+    for name in headers or {}:
+        folded = name.lower()
+        server = folded.startswith("nats-") and name not in PUBLISH_HEADERS and name != PIN_ID
+        if server or folded in ("status", "description"):
+            found.append(name)
+    return found

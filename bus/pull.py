@@ -28,7 +28,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from bus.headers import CONTROL_MESSAGE as HEARTBEAT
 from bus.headers import PENDING_MESSAGES as PENDING_MSGS
-from bus.headers import PIN_ID, PIN_MISMATCH, STATUS
+from bus.headers import PIN_ID, PIN_MISMATCH, STATUS, is_pull_status
 from bus.nats_private import take_buffered
 
 UNPIN_TIMEOUT_S = 2.0
@@ -127,7 +127,10 @@ class PullConsumer:
             )
             self.pin_id = None
         # 404/408/409: a request ended; the server says how much of it was left unused.
-        left = int(headers.get(PENDING_MSGS, "0") or 0)
+        try:
+            left = int(headers.get(PENDING_MSGS, "0") or 0)
+        except ValueError:
+            left = 0
         self._credit = max(self._credit - left, 0) if left else 0
 
     async def next_batch(self, timeout_s: float) -> list[Msg]:
@@ -146,7 +149,7 @@ class PullConsumer:
                 return out
             candidates = [first, *take_buffered(self._sub, self.batch + 7)]
             for msg in candidates:
-                if msg.headers and STATUS in msg.headers and not msg.data:
+                if is_pull_status(msg):
                     self._settle_status(msg)
                     continue
                 self._credit -= 1

@@ -30,6 +30,7 @@ from agents.common.prices import PriceBook
 from agents.ingestor.feed import quotes, tick_of
 from agents.ingestor.metrics import DEDUPLICATED
 from bus import Delivery, Emit, Outcome, Rejected
+from bus.headers import PUBLISH_HEADERS, reserved_headers
 from contracts import (
     MAX_INTENT_BYTES,
     Identity,
@@ -46,6 +47,13 @@ log = logging.getLogger("tradeops.ingestor")
 
 
 def decode_submission(msg: Msg) -> SubmitIntent:
+    reserved = reserved_headers(msg.headers)
+    if reserved:
+        raise Rejected(
+            "reserved_header",
+            f"the submission sets the server's header(s) {', '.join(reserved)[:200]}; a client "
+            f"may set only {', '.join(sorted(PUBLISH_HEADERS))}",
+        )
     intent = parse(SubmitIntent, msg.data, max_bytes=MAX_INTENT_BYTES)
     if s.last_token(msg.subject) != intent.symbol:
         raise Rejected(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from nats.aio.msg import Msg
+
 from bus.headers import (
     MSG_ID,
+    PENDING_MESSAGES,
     PIN_ID,
     SEQUENCE,
     SIGNATURE,
@@ -12,6 +15,8 @@ from bus.headers import (
     STREAM,
     SUBJECT,
     TIME_STAMP,
+    is_pull_status,
+    reserved_headers,
     stored_headers,
 )
 
@@ -50,3 +55,36 @@ def test_the_header_names_are_the_ones_nats_server_sends() -> None:
         "Nats-Sequence",
         "Nats-Pin-Id",
     )
+
+
+def _delivery(reply: str, headers: dict[str, str] | None, data: bytes = b"") -> Msg:
+    return Msg(None, subject="_INBOX.ingestor.x", reply=reply, data=data, headers=headers)  # type: ignore[arg-type]
+
+
+def test_a_pull_status_is_what_comes_without_a_reply_subject_whatever_its_headers() -> None:
+    assert is_pull_status(_delivery("", {STATUS: "100", "Description": "Idle Heartbeat"}))
+    assert is_pull_status(_delivery("", {STATUS: "408", PENDING_MESSAGES: "3"}))
+    # a stored message arrives with its ack subject: a client's Status header changes nothing
+    ack = "$JS.ACK.SUBMISSIONS.ingestor.1.5.5.0.0"
+    assert not is_pull_status(_delivery(ack, {STATUS: "409", PENDING_MESSAGES: "junk"}))
+    assert not is_pull_status(_delivery(ack, {STATUS: "100"}, b"{}"))
+    assert not is_pull_status(_delivery("", None, b"core message"))
+
+
+def test_reserved_headers_are_the_servers_names_a_publisher_set() -> None:
+    sent = {
+        MSG_ID: "id-1",
+        "Nats-Expected-Stream": "SUBMISSIONS",
+        PIN_ID: "server-added-on-delivery",
+        "status": "404",
+        "Description": "No Messages",
+        SEQUENCE: "1",
+        "nats-time-stamp": "x",
+        PENDING_MESSAGES: "junk",
+        "X-Client": "fine",
+    }
+    assert reserved_headers(sent) == [
+        "status", "Description", SEQUENCE, "nats-time-stamp", PENDING_MESSAGES,
+    ]  # fmt: skip
+    assert reserved_headers({MSG_ID: "a", "X-Trace": "b"}) == []
+    assert reserved_headers(None) == []
