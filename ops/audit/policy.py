@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bus.signing import SignatureStatus
 from contracts import Identity
+from contracts import subjects as s
 from contracts.kinds import RETRIED, owners_of, unsigned_allowed
 from contracts.records import DeadLetterRetried
 from ops.audit.facts import Fact, Key
@@ -77,6 +78,19 @@ def judge_provenance(
 
     def judge(fact: Fact) -> None:
         status, signer = results.get(fact.key, (None, fact.signer))
+        if status is None and not fact.signed and fact.subject in s.CONTROL_SUBJECTS:
+            # only ops may publish control.*: an unsigned kill is an emergency stop from any NATS
+            # client; an unsigned resume or reduce takes no effect (contracts.control)
+            kill = fact.subject == s.CONTROL_KILL
+            fact.problem, fact.trusted = None, kill
+            report.signatures["unsigned kill" if kill else "unsigned, ignored"] += 1
+            what = (
+                "kill authorized by permissions, unsigned"
+                if kill
+                else f"unsigned {fact.subject} ignored: it took no effect"
+            )
+            report.warn(Check.SIGNATURE, what, stream=fact.stream, seq=fact.seq)
+            return
         if fact.signed and status is None:
             status = SignatureStatus.INVALID  # never verified: cannot be trusted
         ops_bytes = fact.data if signer == "ops" and fact.data is not None else None

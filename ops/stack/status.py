@@ -9,8 +9,9 @@ import urllib.request
 from typing import Any
 
 from agents.settings import Settings
-from bus.trading_state import latest_control
-from contracts import Identity, TradingState, TradingStateChanged
+from bus.signing import Verifier
+from bus.trading_state import stored_state
+from contracts import Identity
 from ops.client import connected
 from ops.stack.state import pid_alive, read_state
 
@@ -40,21 +41,17 @@ def readiness(health_url: str) -> tuple[bool, list[str]]:
 
 
 async def trading_state(settings: Settings, url: str) -> str:
-    """Read the trading state from the CONTROL stream as ops; `unknown` if unreachable."""
+    """The trading state by the agents' own rule over the CONTROL stream (`contracts.control`),
+    read as ops; `unknown` if unreachable."""
     try:
         async with asyncio.timeout(TRADING_STATE_TIMEOUT_S * 2):
             async with connected(
                 settings, Identity.OPS, servers=[url], timeout_s=TRADING_STATE_TIMEOUT_S
             ) as nc:
-                latest = await latest_control(nc.jetstream())
+                state = await stored_state(nc.jetstream(), Verifier.from_dir(settings.certs_dir))
     except Exception:  # unreachable, no certificates, a half-started server: not known
         return "unknown"
-    if latest is None:
-        return str(TradingState.ACTIVE)
-    try:
-        return str(TradingStateChanged.model_validate_json(latest[1]).state)
-    except ValueError:
-        return "unknown"
+    return str(state)
 
 
 async def collect_status(settings: Settings) -> dict[str, Any]:
