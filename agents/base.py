@@ -146,6 +146,7 @@ class Agent:
                     self.publisher,
                     batch_size=self.settings.batch_size,
                     stats=self.stats,
+                    verifier=self.verifier,
                 )
             )
             runtimes.append(

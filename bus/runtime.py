@@ -27,7 +27,9 @@ from bus.metrics import DEAD_LETTERED, FAILED, HANDLER_SECONDS, PROCESSED
 from bus.nats_private import client_of
 from bus.publisher import Emit, Publisher
 from bus.pull import PullConsumer, stored_headers
+from bus.signing import SignatureStatus, Verifier
 from contracts import Identity, InvalidMessage
+from contracts.kinds import owners_of, unsigned_allowed
 from contracts.topology import ConsumerSpec
 
 log = logging.getLogger("tradeops.runtime")
@@ -44,6 +46,14 @@ class Delivery(Generic[T]):
     stream_seq: int
     num_delivered: int
     msg: Msg
+
+
+def _check_producer(value: object, signer: str | None) -> None:
+    """An event naming another producer than its signer is not believed (ops repairs aside)."""
+    producer = getattr(value, "producer", None)
+    if signer in (None, Identity.OPS) or producer is None or str(producer) == signer:
+        return
+    raise Rejected("provenance", f"producer field says {producer}, signed by {signer}")
 
 
 Outcome = Sequence[Emit] | BaseException
@@ -91,8 +101,11 @@ class ConsumerRuntime(Generic[T]):
         batch_size: int = 500,
         fetch_timeout_s: float = 1.0,
         stats: RuntimeStats | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.js = js
+        self.verifier = verifier
+        """When set, an input is acted on only if its signer may publish its subject."""
         self.spec = spec
         self.agent: Identity = spec.owner
         self.decode = decode
@@ -161,7 +174,9 @@ class ConsumerRuntime(Generic[T]):
         for msg in msgs:
             meta = msg.metadata
             try:
+                signer = self._provenance(msg)
                 value = self.decode(msg)
+                _check_producer(value, signer)
             except (InvalidMessage, Rejected) as exc:
                 emits.append((msg, [self._dead_letter(msg, exc)], True))
                 continue
@@ -230,6 +245,21 @@ class ConsumerRuntime(Generic[T]):
             delay,
         )
         await msg.nak(delay=delay)
+
+    def _provenance(self, msg: Msg) -> str | None:
+        """The input's verified signer; `Rejected("provenance")` when it may not have sent it.
+
+        Only an identity that publishes a subject (or ops, which repairs dead letters) is
+        believed on it: a compromised agent's key signs only its own subjects' events."""
+        if self.verifier is None or unsigned_allowed(msg.subject):
+            return None
+        status, signer = self.verifier.check(msg.subject, msg.data, msg.headers)
+        if status is not SignatureStatus.VALID:
+            raise Rejected("provenance", f"signature {status} (signer {signer!r}) on {msg.subject}")
+        if signer != Identity.OPS and signer not in owners_of(msg.subject):
+            named = ", ".join(sorted(owners_of(msg.subject))) or "nobody"
+            raise Rejected("provenance", f"signed by {signer}, but {msg.subject} is {named}'s")
+        return signer
 
     def _dead_letter(self, msg: Msg, exc: InvalidMessage | Rejected) -> Emit:
         reason = exc.code

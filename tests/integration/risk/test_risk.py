@@ -19,6 +19,7 @@ from agents.risk.config import Limits
 from agents.settings import Settings
 from bus import Emit
 from contracts import (
+    DeadLetter,
     Identity,
     IntentAnalyzed,
     MarketTick,
@@ -233,3 +234,44 @@ async def test_gate_without_read_access_to_risk_refuses_to_start(
     finally:
         if gate._nc is not None:
             await gate.nc.close()
+
+
+async def test_a_compromised_analyst_s_forgeries_are_dead_lettered_provenance_never_approved(
+    start_gate: StartGate, connect_as: ConnectAs, certs_dir: Path, ops_nc: NATS
+) -> None:
+    # Arrange: the analyst's own connection and key, as an attacker holding them would use them
+    await publish_tick(connect_as, certs_dir, "AAPL", "190.00")
+    await start_gate()
+    analyst = await connect_as(Identity.ANALYST)
+    js = analyst.jetstream()
+    forged_signer, wrong_producer, unsigned = analyzed("1"), analyzed("1"), analyzed("1")
+    wrong_producer = wrong_producer.model_copy(update={"producer": Identity.INGESTOR})
+    honest = analyzed("1")
+
+    def subject(e: IntentAnalyzed) -> str:
+        return s.intent_event(s.INTENT_ANALYZED, e.intent.symbol, e.intent_id)
+
+    # Act
+    signed = publisher_for(analyst, certs_dir, Identity.ANALYST)
+    forged = forged_signer.model_dump_json().encode()
+    headers = signed.signer.headers(subject(forged_signer), forged)
+    headers["Tradeops-Signer"] = "risk"  # the analyst's signature, claimed as the gate's
+    await js.publish(subject(forged_signer), forged, headers=headers)
+    await signed.publish([Emit(subject(wrong_producer), wrong_producer)])
+    await js.publish(subject(unsigned), unsigned.model_dump_json().encode())
+    await signed.publish([Emit(subject(honest), honest)])
+
+    # Assert
+    await wait_for_decisions(ops_nc, 1)
+
+    async def three_dead_letters() -> bool:
+        return await count_subject(ops_nc, t.DLQ, "dlq.risk.*") >= 3
+
+    await eventually(three_dead_letters, timeout_s=15)
+    stored = await read_subject(ops_nc, t.DLQ, "dlq.risk.*")
+    letters = [DeadLetter.model_validate_json(m.data) for m in stored]
+    assert {str(d.intent_id): d.reason for d in letters} == {
+        str(e.intent_id): "provenance" for e in (forged_signer, wrong_producer, unsigned)
+    }
+    approved, rejected = await decisions(ops_nc)
+    assert [a.intent_id for a in approved] == [honest.intent_id] and rejected == []
