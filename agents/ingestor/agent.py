@@ -19,6 +19,7 @@ import json
 import logging
 import uuid
 from collections.abc import Coroutine, Sequence
+from decimal import Decimal
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -64,9 +65,18 @@ def decode_submission(msg: Msg) -> SubmitIntent:
     return intent
 
 
+DECIMAL_FIELDS = ("quantity", "limit_price")
+"""A submission's decimals (validated decimal strings), compared by value."""
+
+
 def content_hash(intent: SubmitIntent) -> str:
-    body = intent.model_dump(mode="json", exclude={"intent_id"})
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    """The digest of what the intent asks, by value: `"0.50"` and `"0.5"` are one quantity, so a
+    resent intent is a duplicate, not a conflict."""
+    body = {
+        name: format(Decimal(value).normalize(), "f") if name in DECIMAL_FIELDS and value else value
+        for name, value in intent.model_dump(exclude={"intent_id"}).items()
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Ingestor(Agent):
