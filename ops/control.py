@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import uuid
 
 from nats.aio.client import Client as NATS
@@ -20,15 +19,21 @@ SUBJECT_OF = {
 
 
 async def set_trading_state(
-    nc: NATS, signer: Signer, state: TradingState, reason: str = "", requested_by: str | None = None
+    nc: NATS, signer: Signer, state: TradingState, reason: str, requested_by: str | None = None
 ) -> PubAck:
-    """Publish the change as ops (signed, stored in CONTROL); return the publish ack."""
+    """Publish the change as ops (signed, stored in CONTROL); return the publish ack.
+
+    `reason` must say why (agents ignore a resume or reduce without one: `contracts.control`);
+    `requested_by` defaults to the signing identity, the one thing about the sender that is
+    proven (a login name would be whatever the caller's machine says)."""
+    if not reason.strip():
+        raise ValueError("a trading state change needs a reason")
     event = TradingStateChanged(
         event_id=uuid.uuid4(),
         producer=Identity.OPS,
         state=state,
         reason=reason,
-        requested_by=requested_by or getpass.getuser(),
+        requested_by=requested_by or str(signer.identity),
     )
     publisher = Publisher(nc.jetstream(), signer)
     future = await publisher.start(Emit(SUBJECT_OF[state], event))

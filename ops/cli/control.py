@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import uuid
 from typing import Annotated
 
@@ -23,13 +22,15 @@ EPILOG = exit_codes_epilog(0, 2, 4, 5)
 
 
 def _flip(data_dir: DataDir, state: TradingState, reason: str) -> None:
+    if not reason.strip():
+        fail("--reason must say why (it is recorded with the change)", ExitCode.USAGE)
     try:  # the record is checked before anything connects: an oversized reason is a usage error
         TradingStateChanged(
             event_id=uuid.uuid4(),
             producer=Identity.OPS,
             state=state,
             reason=reason,
-            requested_by=getpass.getuser(),
+            requested_by=str(Identity.OPS),
         )
     except ValidationError as exc:
         fail(validation_message(exc, "trading state change"), ExitCode.USAGE)
@@ -47,7 +48,7 @@ def _flip(data_dir: DataDir, state: TradingState, reason: str) -> None:
 
 @control_app.command(epilog=EPILOG)
 def kill(
-    reason: Annotated[str, typer.Option(help="Why trading stops (recorded).")],
+    reason: Annotated[str, typer.Option(help="Why trading stops (recorded; required).")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Halt all trading: nothing is approved or executed until `tradeops resume`."""
@@ -56,7 +57,7 @@ def kill(
 
 @control_app.command(epilog=EPILOG)
 def resume(
-    reason: Annotated[str, typer.Option(help="Why trading resumes.")] = "",
+    reason: Annotated[str, typer.Option(help="Why trading resumes (recorded; required).")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Resume normal trading."""
@@ -65,7 +66,9 @@ def resume(
 
 @control_app.command(epilog=EPILOG)
 def reduce(
-    reason: Annotated[str, typer.Option(help="Why only reducing orders are allowed.")] = "",
+    reason: Annotated[
+        str, typer.Option(help="Why only reducing orders are allowed (recorded; required).")
+    ],
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Allow only orders that reduce an existing position."""
