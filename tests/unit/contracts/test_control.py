@@ -36,9 +36,7 @@ def test_a_kill_halts_unsigned_with_any_body_even_one_saying_active() -> None:
         assert decide([msg(3, s.CONTROL_KILL, data, signed=False)]) == (TradingState.HALTED, 3)
 
 
-def test_resume_or_reduce_needs_a_signature_a_well_formed_agreeing_body_and_a_reason() -> (
-    None
-):
+def test_resume_or_reduce_needs_a_signature_a_well_formed_agreeing_body_and_a_reason() -> None:
     kill = msg(1, s.CONTROL_KILL, b"")
     refused = {
         "unsigned": msg(2, s.CONTROL_RESUME, body(TradingState.ACTIVE), signed=False),
