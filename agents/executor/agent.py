@@ -97,8 +97,9 @@ class Executor(Agent):
     def __init__(self, *args: Any, broker: Broker | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prices = PriceBook()
+        config = self.settings.broker
         self.broker: Broker = broker or PaperBroker(
-            self.settings.broker.slippage_bps, self.settings.broker.fee_bps
+            config.slippage_bps, config.fee_bps, config.min_fee_usd
         )
         self._orders: KeyValue | None = None
 

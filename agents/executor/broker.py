@@ -61,9 +61,12 @@ class PaperBroker:
 
     name = "paper"
 
-    def __init__(self, slippage_bps: Decimal, fee_bps: Decimal) -> None:
+    def __init__(
+        self, slippage_bps: Decimal, fee_bps: Decimal, min_fee: Decimal = Decimal("0.01")
+    ) -> None:
         self.slippage_bps = slippage_bps
         self.fee_bps = fee_bps
+        self.min_fee = min_fee
 
     async def submit(self, order: Order) -> Execution:
         return self.execute(order)
@@ -85,6 +88,7 @@ class PaperBroker:
             # never worse than the limit
             price = min(price, intent.limit_price) if sign > 0 else max(price, intent.limit_price)
         fee = (price * intent.quantity * self.fee_bps / BPS).quantize(CENT, ROUND_HALF_EVEN)
+        fee = max(fee, self.min_fee)  # a non-zero notional never pays nothing
         return Execution(
             order.order_id,
             filled=True,
