@@ -9,8 +9,8 @@ the next intent of the same batch already sees it.
 The price of an intent (`check_price`): the reference price for a market order; for a limit
 order, the larger of the reference and the limit price (the limit alone when there is no
 reference), so a notional is never understated: a buy fills at or below its limit, and a sell
-limit under the market fills near the market. The reference price is the freshest of the one the
-intent carries from acceptance and the gate's own latest tick.
+limit under the market fills near the market. The reference price is the gate's own latest tick,
+or the newer price the intent carries from acceptance when it is believable (`trusted_price`).
 """
 
 from __future__ import annotations
@@ -208,14 +208,24 @@ class Verdict:
         return not self.reasons
 
 
-def freshest(
-    carried: tuple[Decimal | None, datetime | None], tick: tuple[Decimal, datetime] | None
+def trusted_price(
+    carried: tuple[Decimal | None, datetime | None],
+    tick: tuple[Decimal, datetime] | None,
+    *,
+    now: datetime,
+    collar_pct: Decimal,
 ) -> tuple[Decimal | None, datetime | None]:
-    """Return the newer of the price an intent carries and the gate's latest tick."""
+    """The price the limits are checked at: the gate's own latest tick, unless the intent carries
+    a newer one that is believable. A carried price comes through other agents (a compromised
+    analyst can write any): it is not believed when stamped in the future, nor when it lies
+    outside the collar around the gate's own tick."""
     price, at = carried
-    if price is None or at is None:
-        return tick if tick is not None else (None, None)
-    if tick is not None and tick[1] > at:
+    own = tick if tick is not None else (None, None)
+    if price is None or at is None or at > now:
+        return own
+    if tick is None:
+        return price, at
+    if at <= tick[1] or abs(price - tick[0]) > tick[0] * collar_pct / 100:
         return tick
     return price, at
 
@@ -233,8 +243,11 @@ def evaluate(
     """Decide one intent; on approval it is pending in `book` before this returns."""
     intent = event.intent
     in_window = book.record_intent(intent.account, event.ts)
-    price, price_ts = freshest(
-        (event.reference_price, event.reference_price_ts), book.latest(intent.symbol)
+    price, price_ts = trusted_price(
+        (event.reference_price, event.reference_price_ts),
+        book.latest(intent.symbol),
+        now=now,
+        collar_pct=limits.price_collar_pct,
     )
     ctx = CheckContext(
         intent=intent,

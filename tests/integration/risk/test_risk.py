@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -275,3 +275,26 @@ async def test_a_compromised_analyst_s_forgeries_are_dead_lettered_provenance_ne
     }
     approved, rejected = await decisions(ops_nc)
     assert [a.intent_id for a in approved] == [honest.intent_id] and rejected == []
+
+
+async def test_a_validly_signed_analysis_carrying_a_cheap_future_price_is_checked_at_the_market(
+    start_gate: StartGate, connect_as: ConnectAs, certs_dir: Path, ops_nc: NATS
+) -> None:
+    # Arrange: the gate sees BTC at 67,000; 5 BTC is about 335k, over the 250k notional limit
+    await publish_tick(connect_as, certs_dir, "BTC-USD", "67000")
+    await start_gate()
+    trade = events.trade_intent(symbol="BTC-USD", quantity="5")
+    in_the_future = datetime.now(UTC) + timedelta(hours=1)
+    cheap = events.intent_analyzed(
+        trade, review=events.analysis(rationale="fine"), reference_price="1000",
+        reference_price_ts=in_the_future,
+    )  # fmt: skip
+
+    # Act: the analyst's own key signs it, as a compromised analyst would
+    await publish_intents(connect_as, certs_dir, [cheap])
+
+    # Assert
+    await wait_for_decisions(ops_nc, 1)
+    approved, rejected = await decisions(ops_nc)
+    assert approved == []
+    assert RiskReason.MAX_NOTIONAL in rejected[0].reasons
