@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import OrderedDict
@@ -35,8 +36,10 @@ from agents.risk.metrics import DECISIONS, REJECTIONS
 from agents.settings import Settings
 from bus import Delivery, Emit, Outcome, Rejected
 from bus.replay import read_stream
+from bus.signing import SignatureStatus
 from contracts import (
     Identity,
+    IntentAccepted,
     IntentAnalyzed,
     InvalidMessage,
     MarketTick,
@@ -139,13 +142,41 @@ class RiskGate(Agent):
     # -- handlers ------------------------------------------------------------------------------
 
     async def handle_intents(self, items: Sequence[Delivery[IntentAnalyzed]]) -> list[Outcome]:
+        submitted = await asyncio.gather(
+            *(self._accepted_as_analyzed(item.value) for item in items), return_exceptions=True
+        )
         outcomes: list[Outcome] = []
-        for item in items:
+        for item, problem in zip(items, submitted, strict=True):
+            if problem is not None:
+                outcomes.append(problem)
+                continue
             try:
                 outcomes.append(self.decide(item.value, item.subject))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
+
+    async def _accepted_as_analyzed(self, event: IntentAnalyzed) -> BaseException | None:
+        """None when the ingestor accepted exactly this intent (its signed event is stored);
+        else why not: an analysis, however well signed, decides nothing about an intent nobody
+        submitted, or about other terms than were submitted."""
+        intent = event.intent
+        if intent.intent_id in self._decided:
+            return None  # a redelivery: answered from memory
+        subject = s.intent_event(s.INTENT_ACCEPTED, intent.symbol, intent.intent_id)
+        try:
+            raw = await self.js.get_msg(t.INTENTS, subject=subject, direct=True)
+        except NotFoundError:
+            return Rejected("provenance", f"no accepted intent {intent.intent_id} on {subject}")
+        except Exception as exc:  # the store did not answer: retry later
+            return exc
+        status, signer = self.verifier.check(subject, raw.data or b"", raw.headers)
+        if status is not SignatureStatus.VALID or signer != Identity.INGESTOR:
+            return Rejected("provenance", f"the acceptance on {subject} is not the ingestor's")
+        accepted = IntentAccepted.model_validate_json(raw.data or b"{}")
+        if accepted.intent != intent:
+            return Rejected("provenance", f"intent {intent.intent_id} differs from its acceptance")
+        return None
 
     async def handle_outcomes(
         self, items: Sequence[Delivery[OrderFilled | OrderRejected]]

@@ -117,10 +117,24 @@ def analyzed(quantity: str, side: Side = Side.BUY, symbol: str = "AAPL") -> Inte
     return events.intent_analyzed(trade, review=events.analysis(rationale="fine"))
 
 
+async def accept(connect_as: ConnectAs, certs_dir: Path, analyses: list[IntentAnalyzed]) -> None:
+    """Publish each intent's acceptance as the ingestor: the gate decides only submitted intents."""
+    nc = await connect_as(Identity.INGESTOR)
+    emits = [
+        Emit(s.intent_event(s.INTENT_ACCEPTED, e.intent.symbol, e.intent_id),
+             events.intent_accepted(e.intent))
+        for e in analyses
+    ]  # fmt: skip
+    await publisher_for(nc, certs_dir, Identity.INGESTOR, ack_timeout_s=10).publish(emits)
+
+
 async def publish_intents(
-    connect_as: ConnectAs, certs_dir: Path, events: list[IntentAnalyzed]
+    connect_as: ConnectAs, certs_dir: Path, events: list[IntentAnalyzed], *, accepted: bool = True
 ) -> None:
-    """Publish as the analyst, all at once (every publish started before any ack is awaited)."""
+    """Publish as the analyst, all at once (every publish started before any ack is awaited),
+    after the ingestor's acceptances unless `accepted` is False."""
+    if accepted:
+        await accept(connect_as, certs_dir, events)
     nc = await connect_as(Identity.ANALYST)
     emits = [
         Emit(s.intent_event(s.INTENT_ANALYZED, e.intent.symbol, e.intent_id), e) for e in events
@@ -251,6 +265,8 @@ async def test_a_compromised_analyst_s_forgeries_are_dead_lettered_provenance_ne
     def subject(e: IntentAnalyzed) -> str:
         return s.intent_event(s.INTENT_ANALYZED, e.intent.symbol, e.intent_id)
 
+    await accept(connect_as, certs_dir, [forged_signer, wrong_producer, unsigned, honest])
+
     # Act
     signed = publisher_for(analyst, certs_dir, Identity.ANALYST)
     forged = forged_signer.model_dump_json().encode()
@@ -298,3 +314,32 @@ async def test_a_validly_signed_analysis_carrying_a_cheap_future_price_is_checke
     approved, rejected = await decisions(ops_nc)
     assert approved == []
     assert RiskReason.MAX_NOTIONAL in rejected[0].reasons
+
+
+async def test_an_analysis_of_an_intent_nobody_submitted_or_with_other_terms_is_not_decided(
+    start_gate: StartGate, connect_as: ConnectAs, certs_dir: Path, ops_nc: NATS
+) -> None:
+    await publish_tick(connect_as, certs_dir, "AAPL", "190.00")
+    await start_gate()
+    never_submitted, honest = analyzed("1"), analyzed("2")
+    other_terms = analyzed("3")
+    await accept(connect_as, certs_dir, [other_terms])
+    bigger = other_terms.intent.model_copy(update={"quantity": Decimal("300")})
+    other_terms = other_terms.model_copy(update={"intent": bigger})
+
+    await publish_intents(connect_as, certs_dir, [never_submitted, other_terms], accepted=False)
+    await publish_intents(connect_as, certs_dir, [honest])
+
+    await wait_for_decisions(ops_nc, 1)
+
+    async def two_dead_letters() -> bool:
+        return await count_subject(ops_nc, t.DLQ, "dlq.risk.*") >= 2
+
+    await eventually(two_dead_letters, timeout_s=15)
+    stored = await read_subject(ops_nc, t.DLQ, "dlq.risk.*")
+    parsed = [DeadLetter.model_validate_json(m.data) for m in stored]
+    letters = {str(d.intent_id): d for d in parsed}
+    assert set(letters) == {str(never_submitted.intent_id), str(other_terms.intent_id)}
+    assert {d.reason for d in letters.values()} == {"provenance"}
+    approved, _ = await decisions(ops_nc)
+    assert [a.intent_id for a in approved] == [honest.intent_id]
