@@ -53,9 +53,14 @@ class StoredMsg:
 
     @property
     def timestamp(self) -> datetime:
-        text = self.time.rstrip("Z")
-        head, _, frac = text.partition(".")
-        return datetime.fromisoformat(f"{head}.{(frac or '0')[:6]:0<6}+00:00")
+        return stored_time(self.time)
+
+
+def stored_time(text: str) -> datetime:
+    """The server's `Nats-Time-Stamp` (RFC 3339, up to nanoseconds, trailing zeros trimmed) as a
+    datetime (to the microsecond): compare these, never the strings."""
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac or '0')[:6]:0<6}+00:00")
 
 
 def stored(msg: Msg, stream: str) -> StoredMsg:

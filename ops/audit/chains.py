@@ -14,10 +14,11 @@ submission does not end an intent that another submission of the same id got acc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from bus.replay import stored_time
 from contracts import Side
 from contracts import subjects as s
 from contracts.kinds import (
@@ -118,6 +119,33 @@ def _check_links(by: Mapping[str, list[Fact]], problems: list[tuple[Fact | None,
         if fact is not None and cause is not None and fact.causation_id != cause.event_id:
             problems.append(
                 (fact, f"causation_id {fact.causation_id} is not the {earlier} {cause.event_id}")
+            )
+    _check_stored_order(first, problems)
+
+
+CAUSES: tuple[tuple[str, str], ...] = (
+    (ACCEPTED, SUBMITTED),
+    (ANALYZED, ACCEPTED),
+    (APPROVED, ANALYZED),
+    (RISK_REJECTED, ANALYZED),
+    (FILLED, APPROVED),
+    (ORDER_REJECTED, APPROVED),
+    (POSTED, FILLED),
+)
+"""Each step and the one it follows: an effect is never stored before its cause."""
+
+
+def _check_stored_order(
+    first: Callable[[str], Fact | None], problems: list[tuple[Fact | None, str]]
+) -> None:
+    for later, earlier in CAUSES:
+        fact, cause = first(later), first(earlier)
+        if fact is None or cause is None or not fact.stored_at or not cause.stored_at:
+            continue
+        ahead = (stored_time(cause.stored_at) - stored_time(fact.stored_at)).total_seconds()
+        if ahead > 0:
+            problems.append(
+                (fact, f"stored {ahead * 1000:.1f} ms before its cause, the {earlier} {_at(cause)}")
             )
 
 

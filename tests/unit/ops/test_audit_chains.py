@@ -136,3 +136,24 @@ def test_partial_replay_does_not_check_intents_begun_before_the_window() -> None
     verdict = judge(chain, facts, full=False)
     assert verdict.outcome == "unchecked"
     assert verdict.problems == []
+
+
+def test_an_effect_stored_before_its_cause_is_named() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()
+    facts[0].stored_at = "2025-06-02T10:00:01.5Z"  # the submission, after all that follows it
+    facts[3].stored_at = "2025-06-02T10:00:02.25Z"  # the approval, after the fill
+    found = whats(judge(chain, facts))
+    assert any(w.startswith("stored 1500.0 ms before its cause, the intent.sub") for w in found)
+    assert any(w.startswith("stored 2250.0 ms before its cause, the risk.appr") for w in found)
+    assert len([w for w in found if "before its cause" in w]) == 2
+
+
+def test_stored_times_compare_by_value_not_by_spelling() -> None:
+    chain = Chain(Streams())
+    facts = chain.complete()
+    facts[1].stored_at = "2025-06-02T10:00:00.9Z"  # accepted; trailing zeros trimmed by the server
+    facts[2].stored_at = "2025-06-02T10:00:00.906Z"  # analyzed, 6 ms later
+    for later in facts[3:]:
+        later.stored_at = "2025-06-02T10:00:01Z"
+    assert not [w for w in whats(judge(chain, facts)) if "before its cause" in w]
