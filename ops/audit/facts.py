@@ -24,6 +24,7 @@ from contracts import OrderType
 from contracts import subjects as s
 from contracts import topology as t
 from contracts.kinds import (
+    CONTROL,
     DEAD_LETTER,
     FILLED,
     PIPELINE_KINDS,
@@ -152,6 +153,9 @@ def fact_of(msg: StoredMsg) -> Fact:
 
 def _describe(fact: Fact, body: dict[str, Any] | None, msg: StoredMsg) -> None:
     kind = fact.kind
+    if kind == CONTROL:
+        fact.data = msg.data  # the trading-state rule reads each control message (ops.audit.halts)
+        return
     if kind == SUBMITTED:
         fact.intent_id = as_uuid(body.get("intent_id")) if body is not None else None
         if fact.intent_id is None and fact.stream == t.SUBMISSIONS:

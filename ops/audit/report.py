@@ -18,6 +18,7 @@ class Check(StrEnum):
     LEDGER_CHAIN = "ledger_chain"
     BALANCES = "balances"
     REPLAY = "replay"
+    HALT = "halt"
 
 
 @dataclass(frozen=True)

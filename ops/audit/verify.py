@@ -25,6 +25,7 @@ from contracts.kinds import FILLED, POSTED, PURGED, RETRIED
 from ops.audit.cache import VerifiedCache
 from ops.audit.chains import Verdict, evaluate
 from ops.audit.facts import Fact, Key, fact_of, purged_letters
+from ops.audit.halts import judge_halts
 from ops.audit.ledger import (
     LedgerSnapshot,
     check_balances,
@@ -198,6 +199,7 @@ async def run_audit(
         if not report.signatures["valid"]:
             del report.signatures["valid"]
     judge_chains(facts, retried, window, report)
+    judge_halts(facts, report)
     judge_ledger(facts, snapshot, window, report)
     report.seconds = time.perf_counter() - started
     return report

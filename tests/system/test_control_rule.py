@@ -20,14 +20,17 @@ from typer.testing import CliRunner, Result
 
 import nats
 from agents.settings import load_settings
-from bus import Emit, Publisher
+from bus import Credentials, Emit, Publisher, Signer
 from bus.identity import CertPaths
 from contracts import Identity, TradingState, TradingStateChanged
 from contracts import subjects as s
+from ops.audit.halts import HALT_GRACE_S
 from ops.cli import app
 from ops.stack.embedded import EmbeddedStack
 from ops.stack.scratch import OPEN_CASH_USD, OPEN_LIMITS, OPEN_PRICES, write_scratch_config
+from tests.support import events
 from tests.support.kill_switch import Desk, kind_and_reasons, open_desk
+from tests.support.stack import connect_to
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -138,3 +141,31 @@ async def test_the_subject_decides_a_kill_saying_active_halts_a_resume_saying_ha
     await signed(desk, s.CONTROL_RESUME, TradingState.HALTED, timedelta(0))
     await asyncio.sleep(QUIET_S)
     await everyone_says(desk, TradingState.HALTED)
+
+
+async def test_the_audit_names_a_fill_stored_after_a_halt_injected_with_the_executor_s_key(
+    desk: Desk,
+) -> None:
+    await desk.set_state(TradingState.HALTED)
+    await asyncio.sleep(HALT_GRACE_S + 0.2)  # past any order already at the broker
+    executor = await connect_to(desk.stack, Identity.EXECUTOR)
+    try:
+        trade = events.trade_intent(symbol="BTC-USD", quantity="0.01")
+        fill = events.order_filled(trade, price="67000", fee="0.07")
+        signer = Signer.from_file(
+            Identity.EXECUTOR, Credentials(Identity.EXECUTOR, desk.stack.settings.certs_dir)
+            .signing_key_file,
+        )  # fmt: skip
+        subject = s.intent_event(s.ORDER_FILLED, "BTC-USD", trade.intent_id)
+        future = await Publisher(executor.jetstream(), signer).start(Emit(subject, fill))
+        await future
+    finally:
+        await executor.close()
+
+    audit = await cli(desk.stack, "audit", "verify", "--no-postgres", "--json")
+
+    found = json.loads(audit.stdout)["discrepancies"]
+    late = [f for f in found if f["check"] == "halt"]
+    assert audit.exit_code == 1
+    assert [f["intent_id"] for f in late] == [str(trade.intent_id)]
+    assert "after the halt (CONTROL #" in late[0]["what"]
