@@ -21,7 +21,7 @@ from agents.analyst.config import AnalystSettings
 from agents.common.config import ALWAYS_OPEN, Account, Instrument
 from agents.executor.config import BrokerConfig
 from agents.ingestor.config import Feed
-from agents.risk.config import Limits
+from agents.risk.config import Limits, RiskMemory
 from contracts import Identity
 
 CONFIG_ENV = "TRADEOPS_CONFIG"
@@ -86,6 +86,7 @@ class Settings(BaseSettings):
         default_factory=lambda: [Account(name="paper-1", starting_cash_usd=Decimal("1000000"))]
     )
     limits: Limits = Limits()
+    risk: RiskMemory = RiskMemory()
     analyst: AnalystSettings = AnalystSettings()
     broker: BrokerConfig = BrokerConfig()
     feed: Feed = Feed()

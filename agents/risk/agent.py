@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
@@ -58,7 +58,6 @@ log = logging.getLogger("tradeops.risk")
 REPLAY_TIMEOUT_S = 3.0
 """How long one batch of the replay may take before the rebuild gives up (a denial is a
 timeout)."""
-MAX_REMEMBERED = 200_000
 """Decided intents remembered for redeliveries (the oldest are forgotten first)."""
 _WIRE_STEP = Decimal("1e-10")
 
@@ -110,7 +109,10 @@ class RiskGate(Agent):
         self.exposure = Exposure(sum((a.starting_cash_usd for a in settings.accounts), Decimal(0)))
         self._instruments = {i.symbol: i for i in settings.instruments}
         self._decided: OrderedDict[uuid.UUID, Emit | None] = OrderedDict()
-        """Intent -> the decision published by this process, or None if read back from RISK."""
+        """Intent -> the decision published by this process, or None when only its id is kept
+        (read back from RISK, or older than the newest `remembered_events`)."""
+        self._whole: deque[uuid.UUID] = deque()
+        """Intents whose decision is kept whole, oldest first."""
         self._ticks: Subscription | None = None
 
     def workers(self) -> Sequence[Worker]:
@@ -236,8 +238,17 @@ class RiskGate(Agent):
         return Emit(s.intent_event(s.RISK_APPROVED, intent.symbol, intent.intent_id), approved)
 
     def _remember(self, intent_id: uuid.UUID, emit: Emit | None) -> None:
+        """Keep the decision: whole for the newest ones, by id for older ones, none past the cap
+        (`[risk]`): the gate's memory is bounded by configuration, not by the volume traded."""
+        memory = self.settings.risk
         self._decided[intent_id] = emit
-        if len(self._decided) > MAX_REMEMBERED:
+        if emit is not None:
+            self._whole.append(intent_id)
+            if len(self._whole) > memory.remembered_events:
+                old = self._whole.popleft()
+                if self._decided.get(old) is not None:
+                    self._decided[old] = None
+        while len(self._decided) > memory.remembered_decisions:
             self._decided.popitem(last=False)
 
     def _apply_outcome(self, event: OrderFilled | OrderRejected) -> None:

@@ -1,8 +1,11 @@
-"""The risk gate's settings section: `[limits]`."""
+"""The risk gate's settings sections: `[limits]` and `[risk]` (what it keeps in memory)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field
 
 from agents.common.config import Section
 
@@ -18,3 +21,12 @@ class Limits(Section):
     daily_loss_pct: Decimal = Decimal("2")
     rate_limit_per_s: int = 20
     analyst_veto_confidence: float = 0.8
+
+
+class RiskMemory(Section):
+    """How much the gate remembers of its decisions (`[risk]`): bounded, whatever the volume."""
+
+    remembered_decisions: Annotated[int, Field(ge=1000)] = 200_000
+    """Intents whose decision is known (a redelivery is answered, not decided again)."""
+    remembered_events: Annotated[int, Field(ge=100)] = 10_000
+    """The newest decisions kept whole, to re-publish on a redelivery; older ones by id only."""
