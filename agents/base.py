@@ -54,6 +54,10 @@ class Agent:
     """Base of every agent process."""
 
     identity: Identity
+    verify_inputs = True
+    """Act on an input only when its signer may publish its subject (`bus.runtime`): the agents
+    that decide, execute and book. The analyst only advises (the gate checks what it carries)
+    and the ingestor's inputs are unsigned client submissions."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -146,7 +150,7 @@ class Agent:
                     self.publisher,
                     batch_size=self.settings.batch_size,
                     stats=self.stats,
-                    verifier=self.verifier,
+                    verifier=self.verifier if self.verify_inputs else None,
                 )
             )
             runtimes.append(

@@ -30,6 +30,7 @@ class Analyst(Agent):
     """LLM-assisted (or offline) advisory review of every accepted intent."""
 
     identity = Identity.ANALYST
+    verify_inputs = False
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
