@@ -32,6 +32,7 @@ from ops.bench.killswitch import Probe, run_killswitch_bench
 from ops.bench.lookup import EVENTS as LOOKUP_EVENTS
 from ops.bench.lookup import EVENTS_QUICK as LOOKUP_EVENTS_QUICK
 from ops.bench.lookup import TARGET_LOOKUP_MS, TARGET_WAIT_OVERHEAD_MS, pct, run_lookup_bench
+from ops.bench.verify import measure_verify_cost
 from ops.stack.natsd import nats_server_binary
 
 HOP_MSGS = 20_000
@@ -235,12 +236,25 @@ async def lookup(quick: bool) -> list[Row]:
     return rows
 
 
+async def verify(quick: bool) -> list[Row]:
+    """CPU cost of checking one input's provenance (risk, executor and ledger do, per input)."""
+    cost = measure_verify_cost(1000 if quick else 5000)
+    return [
+        Row(
+            "verify",
+            f"input verification, CPU per message ({cost.payload_bytes:,} B analysis)",
+            f"{cost.us_per_message:,.0f} us  (x{cost.messages:,}; ~4 inputs per intent)",
+        )
+    ]
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "hop": hop,
     "e2e": e2e,
     "killswitch": killswitch,
     "audit": audit,
     "lookup": lookup,
+    "verify": verify,
 }
 
 
