@@ -48,6 +48,10 @@ class RevocationError(Exception):
     """A revocation that cannot be done as asked; the message says what to do."""
 
 
+class UnknownIdentity(RevocationError):
+    """No certificate of that name or serial: nothing by that id (exit 3)."""
+
+
 def _certificate(paths: CertPaths, name: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(paths.cert(name).read_bytes())
 
@@ -65,7 +69,7 @@ def resolve(paths: CertPaths, name_or_serial: str) -> str:
         if serial is not None and _certificate(paths, name).serial_number == serial:
             return name
     known = ", ".join(str(i) for i in Identity)
-    raise RevocationError(
+    raise UnknownIdentity(
         f"no identity certificate named or with serial {name_or_serial!r} in {paths.certs_dir}; "
         f"give an identity ({known}) or the hex serial of one of its certificates"
     )
@@ -144,7 +148,7 @@ def certs_init(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
         typer.echo(f"all identities already exist in {paths.certs_dir}; nothing overwritten")
 
 
-@certs_app.command("revoke", epilog=exit_codes_epilog(0, 1, 5))
+@certs_app.command("revoke", epilog=exit_codes_epilog(0, 1, 2, 3, 5))
 def revoke(
     name: Annotated[
         str | None,
@@ -161,7 +165,7 @@ def revoke(
     try:
         if not reload_only:
             if name is None:
-                raise RevocationError("name the identity (or serial) to revoke")
+                fail("name the identity (or serial) to revoke", ExitCode.USAGE)
             resolved = resolve(paths, name)
             if resolved == str(Identity.OPS):
                 typer.echo("warning: without ops, nobody can provision or flip the kill switch")
@@ -169,6 +173,8 @@ def revoke(
             verb = "revoked" if added else "already revoked"
             typer.echo(f"{verb}: {resolved} ({subject_dn(resolved)}) in {revoked_file(paths)}")
         pid = reload_running_server(data_dir)
+    except UnknownIdentity as exc:
+        fail(str(exc), ExitCode.NOT_FOUND)
     except (RevocationError, ValueError) as exc:
         fail(str(exc), ExitCode.PROBLEMS)
     if pid is None:

@@ -129,7 +129,7 @@ WITHOUT_A_STACK: list[tuple[list[str], str, ExitCode, tuple[str, ...]]] = [
     (["positions"], "empty", ExitCode.USAGE, ("no database",)),
     (["streams"], "certs", ExitCode.UNREACHABLE, ("cannot reach",)),
     (["logs", "../../etc/passwd"], "empty", ExitCode.USAGE, ("no log named",)),
-    (["certs", "revoke", "nobody"], "certs", ExitCode.PROBLEMS, ("no identity certificate",)),
+    (["certs", "revoke", "nobody"], "certs", ExitCode.NOT_FOUND, ("no identity certificate",)),
     (["agent", "run", "nobody"], "empty", ExitCode.USAGE, ("name",)),
     (["contracts", "export", "/proc/no/such/dir"], "empty", ExitCode.SETUP, ("/proc/no",)),
     (["nats", "config", "--out", "/proc/no/such.conf"], "empty", ExitCode.SETUP, ("/proc/no",)),
