@@ -107,14 +107,9 @@ def _check_links(by: Mapping[str, list[Fact]], problems: list[tuple[Fact | None,
     for a, b, what in EXCLUSIVE:
         if first(a) is not None and (other := first(b)) is not None:
             problems.append((other, what))
-    for later, earlier in (
-        (ANALYZED, ACCEPTED),
-        (APPROVED, ANALYZED),
-        (RISK_REJECTED, ANALYZED),
-        (FILLED, APPROVED),
-        (ORDER_REJECTED, APPROVED),
-        (POSTED, FILLED),
-    ):
+    for later, earlier in CAUSES:
+        if earlier == SUBMITTED:
+            continue  # a submission is the client's: it has no event id to name
         fact, cause = first(later), first(earlier)
         if fact is not None and cause is not None and fact.causation_id != cause.event_id:
             problems.append(

@@ -11,19 +11,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import tempfile
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import PubAck
 
+from agents.settings import load_settings
 from bus import Credentials, Signer
 from bus.headers import INTENT as INTENT_HEADER
 from bus.headers import KIND as KIND_HEADER
@@ -32,7 +36,7 @@ from contracts import subjects as s
 from ops.bench.killswitch import StatusPoller, health_urls
 from ops.control import set_trading_state
 from ops.stack.embedded import EmbeddedStack
-from ops.stack.scratch import OPEN_PRICES
+from ops.stack.scratch import OPEN_CASH_USD, OPEN_LIMITS, OPEN_PRICES, write_scratch_config
 from tests.support.pipeline import eventually
 from tests.support.stack import TERMINAL, connect_to
 
@@ -111,6 +115,28 @@ class Desk:
 
     async def all_ready(self, timeout_s: float = 90.0) -> None:
         await self.stack.wait_ready(timeout_s=timeout_s)
+
+
+@asynccontextmanager
+async def desk_stack(
+    prefix: str, accounts: Iterable[str], feed_interval_ms: int | None = None
+) -> AsyncIterator[EmbeddedStack]:
+    """A whole stack on an open universe (every intent within limits fills), outside pytest's
+    tmp tree (embedded Postgres runs as another user when root); removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    data_dir = base / "stack"
+    write_scratch_config(
+        data_dir,
+        feed_interval_ms=feed_interval_ms,
+        limits=OPEN_LIMITS,
+        accounts=dict.fromkeys(accounts, OPEN_CASH_USD),
+        prices=OPEN_PRICES,
+    )
+    try:
+        async with EmbeddedStack(load_settings(data_dir)).running() as embedded:
+            yield embedded
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @asynccontextmanager

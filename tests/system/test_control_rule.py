@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import ssl
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from typer.testing import CliRunner, Result
 
 import nats
-from agents.settings import load_settings
 from bus import Credentials, Emit, Publisher, Signer
 from bus.identity import CertPaths
 from contracts import Identity, TradingState, TradingStateChanged
@@ -27,9 +23,8 @@ from contracts import subjects as s
 from ops.audit.halts import HALT_GRACE_S
 from ops.cli import app
 from ops.stack.embedded import EmbeddedStack
-from ops.stack.scratch import OPEN_CASH_USD, OPEN_LIMITS, OPEN_PRICES, write_scratch_config
 from tests.support import events
-from tests.support.kill_switch import Desk, kind_and_reasons, open_desk
+from tests.support.kill_switch import Desk, desk_stack, kind_and_reasons, open_desk
 from tests.support.stack import connect_to
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -40,16 +35,8 @@ QUIET_S = 1.0
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack() -> AsyncIterator[EmbeddedStack]:
-    base = Path(tempfile.mkdtemp(prefix="tradeops-control-"))
-    data_dir = base / "stack"
-    write_scratch_config(
-        data_dir, limits=OPEN_LIMITS, accounts={"paper-1": OPEN_CASH_USD}, prices=OPEN_PRICES
-    )
-    try:
-        async with EmbeddedStack(load_settings(data_dir)).running() as embedded:
-            yield embedded
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    async with desk_stack("tradeops-control-", ["paper-1"]) as embedded:
+        yield embedded
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -10,20 +10,16 @@ outcome are in tests/integration/kill_switch_helpers.py.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aiohttp
 import nats.errors
 import pytest
 import pytest_asyncio
 
-from agents.settings import load_settings
 from bus import Credentials, Signer
 from bus.replay import read_stream
 from contracts import (
@@ -39,12 +35,12 @@ from ops.bench.killswitch import Probe, measure
 from ops.control import set_trading_state
 from ops.stack.embedded import EmbeddedStack
 from ops.stack.natsd import wait_healthy
-from ops.stack.scratch import OPEN_CASH_USD, OPEN_LIMITS, OPEN_PRICES, write_scratch_config
 from tests.support.kill_switch import (
     SYMBOLS,
     Desk,
     KilledUnderLoad,
     Load,
+    desk_stack,
     kind_and_reasons,
     open_desk,
     sigkill,
@@ -69,20 +65,8 @@ DENIED_TIMEOUT_S = 0.5
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack() -> AsyncIterator[EmbeddedStack]:
-    base = Path(tempfile.mkdtemp(prefix="tradeops-killswitch-"))  # not under pytest's tmp
-    data_dir = base / "stack"
-    write_scratch_config(
-        data_dir,
-        feed_interval_ms=100,
-        limits=OPEN_LIMITS,
-        accounts=dict.fromkeys(ACCOUNTS, OPEN_CASH_USD),
-        prices=OPEN_PRICES,
-    )
-    try:
-        async with EmbeddedStack(load_settings(data_dir)).running() as embedded:
-            yield embedded
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    async with desk_stack("tradeops-killswitch-", ACCOUNTS, feed_interval_ms=100) as embedded:
+        yield embedded
 
 
 @pytest_asyncio.fixture(loop_scope="module")
