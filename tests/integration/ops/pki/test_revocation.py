@@ -20,6 +20,7 @@ import nats
 from bus import Credentials, connect
 from bus.identity import CertPaths
 from contracts import Identity
+from ops.cli.options import ExitCode
 from ops.pki.certs import issue
 from ops.pki.natsconf import NatsLayout, revoked_file, write_config
 from ops.stack.natsd import NatsServer, free_port
@@ -80,7 +81,7 @@ def test_revoking_an_unknown_name_fails_and_records_nothing(
 
     result = revoke("mallory", "--data-dir", str(data_dir))
 
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.NOT_FOUND
     assert "no identity certificate named or with serial 'mallory'" in result.output
     assert not revoked_file(certs).exists()
 
