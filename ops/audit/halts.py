@@ -13,7 +13,7 @@ import bisect
 from datetime import datetime, timedelta
 
 from bus.replay import stored_time
-from contracts.control import ControlMessage, decide
+from contracts.control import ControlMessage, effect
 from contracts.kinds import CONTROL, FILLED
 from contracts.types import TradingState
 from ops.audit.facts import Fact
@@ -30,14 +30,15 @@ def judge_halts(facts: list[Fact], report: AuditReport) -> None:
         return
     times: list[datetime] = []
     states: list[tuple[TradingState, int, datetime]] = []
-    seen: list[ControlMessage] = []
-    for fact in controls:
+    current: tuple[TradingState, int, datetime] | None = None
+    for fact in controls:  # in stream order: the newest message that takes effect decides
         signed = fact.trusted and fact.signed and fact.signer == "ops"
-        seen.append(ControlMessage(fact.seq, fact.subject, fact.data or b"", signed))
-        decided = decide(seen)
         at = stored_time(fact.stored_at)
+        state = effect(ControlMessage(fact.seq, fact.subject, fact.data or b"", signed))
+        if state is not None:
+            current = (state, fact.seq, at)
         times.append(at)
-        states.append((TradingState.ACTIVE, 0, at) if decided is None else (*decided, at))
+        states.append(current or (TradingState.ACTIVE, 0, at))
     grace = timedelta(seconds=HALT_GRACE_S)
     for fill in fills:
         filled_at = stored_time(fill.stored_at)
