@@ -22,6 +22,7 @@ from agents.common.config import ALWAYS_OPEN, Account, Instrument
 from agents.executor.config import BrokerConfig
 from agents.ingestor.config import Feed
 from agents.risk.config import Limits, RiskMemory
+from bus.limits import StorageSettings
 from contracts import Identity
 
 CONFIG_ENV = "TRADEOPS_CONFIG"
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
     broker: BrokerConfig = BrokerConfig()
     feed: Feed = Feed()
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    storage: StorageSettings = StorageSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -9,11 +9,17 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 
+from bus.limits import StorageSettings, StreamLimit
 from contracts import topology as t
 
 log = logging.getLogger("tradeops.provision")
 
-STREAM_NAME_IN_USE = 10058
+INSUFFICIENT_RESOURCES = 10047
+DEFAULT_STORAGE = StorageSettings()
+
+
+class LimitsRefused(Exception):
+    """The configured limits do not fit the stored data or the server's store: nothing changed."""
 
 
 @dataclass
@@ -28,7 +34,12 @@ class ProvisionReport:
     older version): with what they still hold, so an operator drains or deletes them knowingly."""
 
 
-def stream_config(spec: t.StreamSpec, replicas: int) -> js_api.StreamConfig:
+def stream_config(
+    spec: t.StreamSpec, replicas: int, limit: StreamLimit | None = None
+) -> js_api.StreamConfig:
+    """Return the server's configuration of `spec` with its limits (the defaults when None)."""
+    limit = limit or DEFAULT_STORAGE.stream(spec.name)
+    age_s = limit.max_age.total_seconds() or spec.max_age_s
     return js_api.StreamConfig(
         name=spec.name,
         description=spec.description or None,
@@ -36,7 +47,9 @@ def stream_config(spec: t.StreamSpec, replicas: int) -> js_api.StreamConfig:
         retention=js_api.RetentionPolicy(str(spec.retention)),
         storage=js_api.StorageType(str(spec.storage)),
         duplicate_window=spec.duplicate_window_s,
-        max_age=spec.max_age_s or None,
+        max_age=age_s or None,
+        max_bytes=int(limit.max_bytes),
+        discard=js_api.DiscardPolicy(limit.discard),
         max_msgs_per_subject=spec.max_msgs_per_subject,
         max_msg_size=spec.max_msg_size,
         num_replicas=replicas,
@@ -71,24 +84,48 @@ def consumer_config(spec: t.ConsumerSpec) -> js_api.ConsumerConfig:
     )
 
 
+def _refused(name: str, exc: APIError, storage: StorageSettings) -> LimitsRefused:
+    if exc.err_code == INSUFFICIENT_RESOURCES:
+        return LimitsRefused(
+            f"stream {name}: the server has no room left to reserve its limit (the limits of "
+            f"[storage] total {storage.reserved_bytes:,} bytes): raise the server's "
+            "max_file_store (regenerate its configuration) or lower [storage] limits"
+        )
+    return LimitsRefused(f"stream {name}: {exc.description or exc}")
+
+
 async def _ensure_stream(
-    js: JetStreamContext, spec: t.StreamSpec, replicas: int, report: ProvisionReport
+    js: JetStreamContext,
+    config: js_api.StreamConfig,
+    storage: StorageSettings,
+    report: ProvisionReport,
 ) -> None:
-    config = stream_config(spec, replicas)
+    name = str(config.name)
     try:
-        await js.stream_info(spec.name)
+        info = await js.stream_info(name)
     except NotFoundError:
-        await js.add_stream(config)
-        report.created.append(f"stream {spec.name}")
+        try:
+            await js.add_stream(config)
+        except APIError as exc:
+            raise _refused(name, exc, storage) from exc
+        report.created.append(f"stream {name}")
         return
+    held = info.state.bytes
+    if config.max_bytes is not None and 0 <= config.max_bytes < held:
+        # Lowering a limit below what is stored would make the server drop history at once.
+        raise LimitsRefused(
+            f"stream {name} holds {held:,} bytes, more than its configured max_bytes "
+            f"{config.max_bytes:,}: raise [storage.streams.{name}] max_bytes (or remove what it "
+            "holds knowingly) before provisioning"
+        )
+    # An update, never an add: nats-server checks an add of an existing stream's limits as a new
+    # reservation on top of the one it holds (refused once the store is mostly reserved).
     try:
-        await js.add_stream(config)
-        report.unchanged.append(f"stream {spec.name}")
+        after = await js.update_stream(config)
     except APIError as exc:
-        if exc.err_code != STREAM_NAME_IN_USE:
-            raise
-        await js.update_stream(config)
-        report.updated.append(f"stream {spec.name}")
+        raise _refused(name, exc, storage) from exc
+    changed = after.config != info.config
+    (report.updated if changed else report.unchanged).append(f"stream {name}")
 
 
 async def _ensure_consumer(
@@ -105,23 +142,43 @@ async def _ensure_consumer(
 
 
 async def _ensure_kv(
-    js: JetStreamContext, spec: t.KvSpec, replicas: int, report: ProvisionReport
+    js: JetStreamContext,
+    spec: t.KvSpec,
+    replicas: int,
+    storage: StorageSettings,
+    report: ProvisionReport,
 ) -> None:
+    limit = storage.buckets[spec.bucket]
     try:
         await js.key_value(spec.bucket)
-        report.unchanged.append(f"kv {spec.bucket}")
     except (BucketNotFoundError, NotFoundError):
-        await js.create_key_value(
-            js_api.KeyValueConfig(
-                bucket=spec.bucket,
-                description=spec.description or None,
-                history=spec.history,
-                storage=js_api.StorageType.FILE,
-                replicas=replicas,
-                direct=True,
+        try:
+            await js.create_key_value(
+                js_api.KeyValueConfig(
+                    bucket=spec.bucket,
+                    description=spec.description or None,
+                    history=spec.history,
+                    storage=js_api.StorageType.FILE,
+                    replicas=replicas,
+                    direct=True,
+                    max_bytes=int(limit.max_bytes),
+                    ttl=limit.max_age.total_seconds() or None,
+                )
             )
-        )
+        except APIError as exc:
+            raise _refused(spec.stream, exc, storage) from exc
         report.created.append(f"kv {spec.bucket}")
+        return
+    # A bucket is a stream: its limits change like any stream's (a KV keeps `discard: new`).
+    info = await js.stream_info(spec.stream)
+    config = info.config
+    wanted_age = limit.max_age.total_seconds() or None
+    if config.max_bytes == int(limit.max_bytes) and (config.max_age or None) == wanted_age:
+        report.unchanged.append(f"kv {spec.bucket}")
+        return
+    config.max_bytes = int(limit.max_bytes)
+    config.max_age = wanted_age
+    await _ensure_stream(js, config, storage, report)
 
 
 async def _find_stale(js: JetStreamContext, report: ProvisionReport) -> None:
@@ -141,13 +198,20 @@ async def _find_stale(js: JetStreamContext, report: ProvisionReport) -> None:
             )
 
 
-async def provision(js: JetStreamContext, replicas: int = 1) -> ProvisionReport:
-    """Create or update every stream, consumer and KV bucket of the topology."""
+async def provision(
+    js: JetStreamContext, replicas: int = 1, storage: StorageSettings = DEFAULT_STORAGE
+) -> ProvisionReport:
+    """Create or update every stream, consumer and KV bucket of the topology, with its limits.
+
+    Raises `LimitsRefused` when a configured limit is below what a stream already holds or the
+    server cannot reserve it; streams provisioned before it keep their new limits.
+    """
     report = ProvisionReport()
     for stream in t.STREAMS:
-        await _ensure_stream(js, stream, replicas, report)
+        config = stream_config(stream, replicas, storage.stream(stream.name))
+        await _ensure_stream(js, config, storage, report)
     for kv in t.KV_BUCKETS:
-        await _ensure_kv(js, kv, replicas, report)
+        await _ensure_kv(js, kv, replicas, storage, report)
     for consumer in t.ALL_CONSUMERS:
         await _ensure_consumer(js, consumer, report)
     await _find_stale(js, report)

@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -203,6 +203,13 @@ class Renderer:
         yield ""
         if self.docs and about:
             yield from _comment(about)
+        if section is not None and get_origin(field.annotation) is dict:
+            # A table of sections by name, e.g. `[storage.streams.SUBMISSIONS]`.
+            for key, item in value.items():
+                yield f"[{dotted}.{_key(str(key))}]" + self._trail((*path, str(key)))
+                yield from Renderer(self.note, docs=False).table(section, item, (*path, key))
+                yield ""
+            return
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             header = f"[[{dotted}]]" if isinstance(value, list) else f"[{dotted}]"

@@ -154,6 +154,7 @@ KNOWN: tuple[tuple[str, str, ExitCode], ...] = (
     ("ops.stack.embedded", "PortInUse", ExitCode.SETUP),
     ("ops.audit.trail", "NotAnIntentId", ExitCode.USAGE),
     ("ops.stack.embedded", "AgentsNotReady", ExitCode.UNREACHABLE),
+    ("bus.provision", "LimitsRefused", ExitCode.SETUP),
 )
 """Failures whose message is the line to print: (module, class, exit code)."""
 

@@ -87,6 +87,13 @@ COMMANDS: tuple[LazyCommand, ...] = (
         command="streams",
     ),
     LazyCommand(
+        "storage-metrics",
+        "ops.cli.streams",
+        "streams_app",
+        "Serve every stream's bytes and limits as Prometheus metrics (the stack does this itself).",
+        command="storage-metrics",
+    ),
+    LazyCommand(
         "logs",
         "ops.cli.logs",
         "logs_app",

@@ -43,7 +43,7 @@ async def provision_when_ready(
                 async with connected(
                     settings, Identity.OPS, timeout_s=min(ATTEMPT_TIMEOUT_S, left)
                 ) as nc:
-                    return await provision(nc.jetstream(), replicas=replicas)
+                    return await provision(nc.jetstream(), replicas, settings.storage)
         except NOT_YET as exc:
             last = exc
             log.info("not provisioned yet (%s); retrying", exc)

@@ -106,3 +106,35 @@ def streams(
             f"{hint('provision', data_dir)}",
             ExitCode.PROBLEMS,
         )
+
+
+@streams_app.command("storage-metrics", epilog=exit_codes_epilog(0, 4, 5, 128))
+def storage_metrics(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address; default the settings' health_host.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port; default [storage] metrics_port (9106).")
+    ] = None,
+) -> None:
+    """Serve every stream's bytes, messages and limits at /metrics until stopped (as ops).
+
+    The embedded stack serves these itself; run this where the agents run apart (compose)."""
+    from ops.stack.signals import until_signalled  # noqa: PLC0415
+    from ops.storage import serve  # noqa: PLC0415
+
+    settings = load_settings(data_dir)
+    where = (host or settings.health_host, port or settings.storage.metrics_port)
+
+    async def go() -> None:
+        exporter = await serve(
+            settings.nats_servers(), settings.certs_dir, *where, settings.storage.alert_at_percent
+        )
+        typer.echo(f"serving stream storage metrics on http://{where[0]}:{where[1]}/metrics")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await exporter.stop()
+
+    asyncio.run(until_signalled(go()))

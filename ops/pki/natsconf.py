@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from bus.identity import CertPaths
+from bus.limits import StorageSettings
 from contracts import Identity
 from contracts.permissions import Grant, grants
 from contracts.subjects import inbox_prefix
@@ -29,6 +30,10 @@ class NatsLayout:
     port: int = 4222
     monitor_port: int = 8222
     server_name: str = "tradeops-1"
+    max_file_store: int = StorageSettings().max_file_store
+    """The server's file store: every stream's reservation plus headroom (`[storage]`). The server
+    reserves each stream's `max_bytes` against it, so one stream cannot take another's room."""
+    max_memory_store: int = 256 * 1024 * 1024
 
     @property
     def url(self) -> str:
@@ -90,11 +95,17 @@ class Account:
     service_exports: dict[str, list[str]] = field(default_factory=dict)
     stream_exports: dict[str, list[str]] = field(default_factory=dict)
     imports: list[Import] = field(default_factory=list)
+    jetstream: str = ""
+    """`enabled` for the one account with JetStream; empty for the others.
+
+    No account-level `max_bytes_required`: a server started with it does not load a stream
+    created without `max_bytes` (an older store's), and provisioning would then create it anew,
+    empty. Provisioning gives every stream its limit instead (`bus/limits.py`)."""
 
     def render(self) -> list[str]:
         lines = [f"  {self.name} {{"]
-        if self.name == JETSTREAM_ACCOUNT:
-            lines.append("    jetstream: enabled")
+        if self.jetstream:
+            lines.append(f"    jetstream: {self.jetstream}")
         lines.append("    users = [")
         for grant in self.users:
             lines += _render_user(grant)
@@ -158,7 +169,11 @@ def accounts(revoked: Collection[str] = ()) -> list[Account]:
     JetStream account through a service import is not passed on to stream imports.
     """
     everyone = grants()
-    js = Account(JETSTREAM_ACCOUNT, users=[g for g in everyone if g.identity is Identity.OPS])
+    js = Account(
+        JETSTREAM_ACCOUNT,
+        users=[g for g in everyone if g.identity is Identity.OPS],
+        jetstream="enabled",
+    )
     others = {g.identity: Account(account_of(g.identity), users=[g]) for g in everyone}
     others.pop(Identity.OPS)
     by_name = {js.name: js} | {a.name: a for a in others.values()}
@@ -226,8 +241,8 @@ def _render_server(
         "max_payload: 1MB\n"
         "jetstream {\n"
         f"  store_dir: {_q(layout.store_dir)}\n"
-        "  max_memory_store: 256MB\n"
-        "  max_file_store: 20GB\n"
+        f"  max_memory_store: {layout.max_memory_store}\n"
+        f"  max_file_store: {layout.max_file_store}\n"
         "}\n" + render_tls(layout.certs) + cluster + render_permissions(revoked)
     )
 

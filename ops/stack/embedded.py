@@ -35,6 +35,8 @@ from ops.stack.state import (
     write_state,
 )
 from ops.stack.supervisor import Supervised
+from ops.storage import StorageExporter
+from ops.storage import serve as serve_storage_metrics
 
 log = logging.getLogger("tradeops.stack")
 
@@ -47,6 +49,7 @@ def nats_layout(settings: Settings) -> NatsLayout:
         store_dir=(settings.data_dir / "nats" / "jetstream").resolve(),
         port=settings.nats_port,
         monitor_port=settings.nats_monitor_port,
+        max_file_store=settings.storage.max_file_store,
     )
 
 
@@ -88,6 +91,7 @@ def check_ports(settings: Settings) -> None:
     wanted = [
         ("nats_port", "127.0.0.1", settings.nats_port),
         ("nats_monitor_port", "127.0.0.1", settings.nats_monitor_port),
+        ("storage.metrics_port", settings.health_host, settings.storage.metrics_port),
     ] + [
         (f"health_ports.{agent}", settings.health_host, port)
         for agent, port in sorted(settings.health_ports.items())
@@ -129,6 +133,7 @@ class EmbeddedStack:
         self._state: StackPhase = "starting"
         self._writer: asyncio.Task[None] | None = None
         self._outcomes: OutcomeService | None = None
+        self._storage: StorageExporter | None = None
         self._started_at: float | None = None
         self.ready_after_s: float | None = None
         """Seconds from `start()` until `wait_ready()` saw every agent ready."""
@@ -161,9 +166,17 @@ class EmbeddedStack:
                 raise
         self.progress("provisioning streams and consumers")
         async with connected(self.settings, Identity.OPS, servers=[self.layout.url]) as nc:
-            await provision(nc.jetstream(), replicas=self.settings.stream_replicas)
+            await provision(nc.jetstream(), self.settings.stream_replicas, self.settings.storage)
         self.progress("outcome service (intent.outcome)")
         self._outcomes = await serve_outcomes(self.layout.url, self.settings.certs_dir)
+        self.progress("storage metrics")
+        self._storage = await serve_storage_metrics(
+            self.layout.url,
+            self.settings.certs_dir,
+            self.settings.health_host,
+            self.settings.storage.metrics_port,
+            self.settings.storage.alert_at_percent,
+        )
         for agent in self.agents:
             self.progress(f"agent {agent}")
             await self._start_agent(agent)
@@ -285,6 +298,9 @@ class EmbeddedStack:
         if self._outcomes is not None:
             await self._outcomes.stop()
             self._outcomes = None
+        if self._storage is not None:
+            await self._storage.stop()
+            self._storage = None
         if "nats-server" in self.components:
             await self.components["nats-server"].stop()
         if self._pg is not None:

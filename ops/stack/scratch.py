@@ -56,6 +56,7 @@ def write_scratch_config(
     limits: Mapping[str, int | float | str] | None = None,
     accounts: Mapping[str, str] | None = None,
     prices: Mapping[str, str] | None = None,
+    storage: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write `<data_dir>/tradeops.toml` for a throw-away stack (creating the dir); return it.
 
@@ -63,12 +64,14 @@ def write_scratch_config(
     `feed_interval_ms`: the ingestor's tick interval. `limits`: risk limits by name (the rest at
     their defaults). `accounts`: name to starting cash in USD, replacing the default accounts.
     `prices`: symbol to start price, replacing the default instruments by open ones
-    (`open_instrument`).
+    (`open_instrument`). `storage`: the `[storage]` table (stream limits by name under
+    `streams`), its metrics port always a fresh one.
     """
     doc: dict[str, Any] = {
         "nats_port": free_port(),
         "nats_monitor_port": free_port(),
         "health_ports": {str(agent): free_port() for agent in AGENTS},
+        "storage": {"metrics_port": free_port(), **(storage or {})},
     }
     if prices is not None:
         doc["instruments"] = [open_instrument(sym, price) for sym, price in prices.items()]

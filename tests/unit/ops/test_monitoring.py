@@ -31,8 +31,10 @@ import bus.metrics
 from agents.common.lag import LagSampler, track_lag
 from agents.ledger.metrics import FILLED_TO_POSTED, observe_postings
 from agents.settings import Settings
+from bus.limits import StorageSettings
 from contracts import AGENTS, Identity, LedgerPosted, OrderFilled
 from contracts import topology as t
+from ops.storage import StorageMetrics
 from tests.support import events
 from tests.support.events import make_fill
 
@@ -88,6 +90,18 @@ def _code_metrics() -> dict[str, frozenset[str]]:
             labels = frozenset(value._labelnames)
             for suffix in SUFFIXES[family.type]:
                 found[family.name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    return found
+
+
+def _storage_metrics() -> dict[str, frozenset[str]]:
+    """Return the storage exporter's series (its own registry, served by ops, not the agents)."""
+    metrics = StorageMetrics(alert_at_percent=80.0)
+    metrics.update([])
+    found: dict[str, frozenset[str]] = {}
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            (family,) = value.describe()
+            found[family.name] = frozenset(value._labelnames)
     return found
 
 
@@ -181,7 +195,7 @@ def _problems(where: str, expr: str, known: dict[str, frozenset[str]]) -> list[s
 @pytest.fixture(scope="module")
 def known() -> dict[str, frozenset[str]]:
     up = {"up": TARGET_LABELS}
-    return {**_code_metrics(), **_recorded(), **up}
+    return {**_code_metrics(), **_storage_metrics(), **_recorded(), **up}
 
 
 # -- metrics referenced exist ------------------------------------------------------------------
@@ -267,6 +281,15 @@ def test_every_agent_has_a_compose_scrape_target_by_service_name() -> None:
 
     assert targets == expected
     assert {"source_labels": ["__meta_dns_name"], "target_label": "component"} in relabel
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-compose.yml"])
+def test_the_storage_exporter_is_scraped_on_its_default_port(config: str) -> None:
+    jobs = _load_yaml(config)["scrape_configs"]
+    (job,) = [j for j in jobs if j["job_name"] == "tradeops-storage"]
+    (target,) = [t for group in job["static_configs"] for t in group["targets"]]
+
+    assert target.endswith(f":{StorageSettings().metrics_port}")
 
 
 def test_both_prometheus_configs_load_the_same_rules_and_scrape_the_same_way() -> None:
