@@ -19,6 +19,7 @@ class Check(StrEnum):
     BALANCES = "balances"
     REPLAY = "replay"
     HALT = "halt"
+    MARKET = "market"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class AuditReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     """Intents by outcome: filled, rejected, dead_lettered, handed_over, pending, unchecked."""
     ledger: dict[str, Any] = field(default_factory=dict)
+    market: dict[str, Any] = field(default_factory=dict)
+    """What the approvals' prices were compared with (ops.audit.market)."""
     discrepancies: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -92,6 +95,7 @@ class AuditReport:
             "signatures": dict(self.signatures),
             "intents": dict(self.outcomes),
             "ledger": self.ledger,
+            "market": self.market,
             "discrepancies": [f.to_json() for f in self.discrepancies],
             "warnings": [f.to_json() for f in self.warnings],
             "notes": self.notes,
@@ -111,6 +115,8 @@ class AuditReport:
         ]
         if self.ledger:
             lines.append("  ledger:     " + ", ".join(f"{k} {v}" for k, v in self.ledger.items()))
+        if self.market:
+            lines.append("  market:     " + ", ".join(f"{k} {v}" for k, v in self.market.items()))
         lines += [f"  note: {note}" for note in self.notes]
         for title, found in (("DISCREPANCIES", self.discrepancies), ("WARNINGS", self.warnings)):
             if not found:

@@ -4,7 +4,8 @@ Postgres snapshot (verify_chain, journal, positions, cash)
   -> replay SUBMISSIONS, INTENTS, RISK, ORDERS, LEDGER, DLQ, CONTROL (signatures verified in a pool
      while reading)
   -> provenance of each message (policy) -> trusted facts
-  -> each intent's chain (chains.evaluate) -> the ledger (ledger.check_*)
+  -> each intent's chain (chains.evaluate) -> halts -> each approval's price against MARKET at
+     its time (market, reading MARKET once) -> the ledger (ledger.check_*)
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
 
+from agents.risk.config import Limits
 from bus.replay import read_batches
 from bus.signing import Verifier
 from contracts import LedgerPosted, OrderFilled
 from contracts import topology as t
-from contracts.kinds import FILLED, POSTED, PURGED, RETRIED
+from contracts.kinds import APPROVED, FILLED, POSTED, PURGED, RETRIED
 from ops.audit.cache import VerifiedCache
 from ops.audit.chains import Verdict, evaluate
 from ops.audit.facts import Fact, Key, fact_of, purged_letters
@@ -33,6 +36,7 @@ from ops.audit.ledger import (
     check_postings,
     read_snapshot,
 )
+from ops.audit.market import Approval, judge_market, read_approval
 from ops.audit.policy import judge_provenance
 from ops.audit.report import AuditReport, Check
 from ops.audit.signatures import Parallelism, SignatureChecker, make_executor
@@ -62,13 +66,16 @@ class AuditOptions:
     workers: int | None = None
     cache_path: Path | None = None
     """Where verified signatures are remembered between audits (None: this run only)."""
+    price_collar_pct: Decimal = Limits().price_collar_pct
+    """The risk gate's collar (`[limits] price_collar_pct`): how far from the market an approved
+    price may be (check `market`). Give the desk's `settings.limits.price_collar_pct`."""
 
 
 async def _estimate(nc: NATS, window: ReplayWindow) -> int | None:
     if not window.full:
         return None
     total = 0
-    for stream in AUDIT_STREAMS:
+    for stream in (*AUDIT_STREAMS, t.MARKET):  # MARKET: read up to the last approval
         total += (await nc.jetstream().stream_info(stream)).state.messages
     return total
 
@@ -82,16 +89,24 @@ async def origin_time(nc: NATS, window: ReplayWindow) -> datetime | None:
 
 
 async def replay(
-    nc: NATS, checker: SignatureChecker, window: ReplayWindow, progress: Progress
+    nc: NATS,
+    checker: SignatureChecker,
+    window: ReplayWindow,
+    progress: Progress,
+    approvals: list[Approval] | None = None,
 ) -> list[Fact]:
-    """Read every audited stream in the window; queue each signature as it is read."""
+    """Read every audited stream in the window; queue each signature as it is read; add each
+    approval's price to `approvals`."""
     facts: list[Fact] = []
     origin = await origin_time(nc, window)
     for stream in AUDIT_STREAMS:
         where = window.read_args(stream, origin)
         async for batch in read_batches(nc, stream, batch=READ_BATCH, **where):
             for msg in batch:
-                facts.append(fact_of(msg))
+                fact = fact_of(msg)
+                facts.append(fact)
+                if approvals is not None and fact.kind == APPROVED:
+                    approvals.append(read_approval(fact, msg.data))
                 await checker.add((stream, msg.seq), msg.subject, msg.data, msg.headers)
             progress.advance(stream, len(batch))
     return facts
@@ -171,6 +186,7 @@ async def run_audit(
     started = time.perf_counter()
     snapshot = await read_snapshot(options.database_url) if options.database_url else None
     cache = VerifiedCache.open(certs_dir, options.cache_path)
+    approvals: list[Approval] = []
     executor = make_executor(options.parallelism, certs_dir, options.workers)
     checker = SignatureChecker(
         Verifier.from_dir(certs_dir),
@@ -180,7 +196,7 @@ async def run_audit(
     )
     try:
         progress.start(await _estimate(nc, window))
-        facts = await replay(nc, checker, window, progress)
+        facts = await replay(nc, checker, window, progress, approvals)
         results = await checker.finish()
     finally:
         if executor is not None:
@@ -200,6 +216,9 @@ async def run_audit(
             del report.signatures["valid"]
     judge_chains(facts, retried, window, report)
     judge_halts(facts, report)
+    await judge_market(
+        nc, approvals, options.price_collar_pct, report, lambda n: progress.advance(t.MARKET, n)
+    )
     judge_ledger(facts, snapshot, window, report)
     report.seconds = time.perf_counter() - started
     return report
