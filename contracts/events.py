@@ -236,8 +236,13 @@ class DeadLetter(Envelope):
     """Where the message was published."""
     original_headers: dict[str, str] = {}
     """Its headers."""
-    original_data_b64: str
-    """Its exact bytes, base64."""
+    original_data_b64: str = ""
+    """Its exact bytes, base64; empty when the dead letter refers to them where they are stored
+    (`stream` at `stream_seq`), as dead letters do since storage is bounded."""
+    original_size: int | None = None
+    """The original's length in bytes, when it is referred to."""
+    original_sha256: str | None = None
+    """The original's SHA-256 (hex), when it is referred to: what a reader checks it against."""
     stream: str
     """The stream it was read from."""
     stream_seq: int

@@ -63,6 +63,10 @@ class AlreadyRetried(DlqError):
     code = "already_retried"
 
 
+class OriginalGone(DlqError):
+    code = "original_gone"
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -82,10 +86,33 @@ class StoredDeadLetter:
     headers: dict[str, str]
     signature: str = "unchecked"
     retries: list[DeadLetterRetried] = field(default_factory=list)
+    referred: bytes | None = None
+    """The original read back from where the dead letter refers to it (`load_original`)."""
 
     @property
     def original(self) -> bytes:
-        return base64.b64decode(self.letter.original_data_b64)
+        """The dead-lettered bytes: carried (older dead letters) or read back and checked."""
+        if self.letter.original_data_b64:
+            return base64.b64decode(self.letter.original_data_b64)
+        if self.referred is None:
+            raise OriginalGone(
+                f"DLQ #{self.seq}: its original, {self.letter.stream} "
+                f"#{self.letter.stream_seq}, is no longer stored (removed by the stream's "
+                "limits) or does not match the dead letter's SHA-256"
+            )
+        return self.referred
+
+
+async def load_original(nc: NATS, stored: StoredDeadLetter) -> None:
+    """Read a dead letter's original back from its stream; keep it only if its digest matches."""
+    letter = stored.letter
+    if letter.original_data_b64 or not letter.stream:
+        return
+    found = await first_message(nc, letter.stream, start_seq=letter.stream_seq)
+    if found is None or found.seq != letter.stream_seq:
+        return
+    if letter.original_sha256 is None or sha256(found.data) == letter.original_sha256:
+        stored.referred = found.data
 
 
 def _signature(verifier: Verifier | None, msg: StoredMsg) -> str:
@@ -147,6 +174,7 @@ async def get_dead_letter(nc: NATS, seq: int, verifier: Verifier | None = None) 
         raise NotADeadLetter(f"DLQ #{seq} is a {found.subject} record, not a dead letter")
     letter = _as_letter(found, verifier)
     letter.retries = (await retry_records(nc)).get(seq, [])
+    await load_original(nc, letter)
     return letter
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from ops.cli.errors import fail
 from ops.cli.options import DEFAULT_DATA_DIR, DataDir, ExitCode, exit_codes_epilog
 from ops.client import connected, load_signer
 from ops.dlq import (
+    OriginalGone,
     PurgePlan,
     StoredDeadLetter,
     list_dead_letters,
@@ -89,16 +91,10 @@ def letter_json(x: StoredDeadLetter, *, full: bool = False) -> dict[str, Any]:
     }
     if not full:
         return doc
-    data = x.original
-    try:
-        doc["original_text"] = data.decode("utf-8")
-    except UnicodeDecodeError:
-        doc["original_b64"] = letter.original_data_b64
-    return doc | {
+    meta = {
         "original_headers": letter.original_headers,
         "original_stream": letter.stream,
         "original_stream_seq": letter.stream_seq,
-        "original_sha256": sha256(data),
         "delivery_count": letter.delivery_count,
         "event_id": str(letter.event_id),
         "producer": str(letter.producer),
@@ -106,6 +102,15 @@ def letter_json(x: StoredDeadLetter, *, full: bool = False) -> dict[str, Any]:
         "signature": x.signature,
         "retries": [r.model_dump(mode="json") for r in x.retries],
     }
+    try:
+        data = x.original
+    except OriginalGone as gone:
+        return doc | meta | {"original_gone": str(gone)}
+    try:
+        doc["original_text"] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["original_b64"] = base64.b64encode(data).decode()
+    return doc | meta | {"original_sha256": sha256(data)}
 
 
 def render_list(letters: list[StoredDeadLetter]) -> str:
@@ -153,6 +158,9 @@ def render_show(x: StoredDeadLetter) -> str:
             + (f" (repaired, sha256 {r.payload_sha256[:16]}…)" if r.repaired else "")
             + (f" by {r.requested_by}" if r.requested_by else "")
         )
+    if "original_gone" in doc:
+        lines.append(f"original bytes: {doc['original_gone']}")
+        return "\n".join(lines)
     data = x.original
     if "original_text" in doc:
         lines.append(f"original bytes ({len(data)}, UTF-8 text, sha256 {sha256(data)}):")

@@ -16,11 +16,12 @@ import signal
 import tempfile
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from nats.aio.client import Client as NATS
@@ -119,10 +120,14 @@ class Desk:
 
 @asynccontextmanager
 async def desk_stack(
-    prefix: str, accounts: Iterable[str], feed_interval_ms: int | None = None
+    prefix: str,
+    accounts: Iterable[str],
+    feed_interval_ms: int | None = None,
+    storage: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
     """A whole stack on an open universe (every intent within limits fills), outside pytest's
-    tmp tree (embedded Postgres runs as another user when root); removed afterwards."""
+    tmp tree (embedded Postgres runs as another user when root); removed afterwards.
+    `storage`: the `[storage]` table (stream limits)."""
     base = Path(tempfile.mkdtemp(prefix=prefix))
     data_dir = base / "stack"
     write_scratch_config(
@@ -131,6 +136,7 @@ async def desk_stack(
         limits=OPEN_LIMITS,
         accounts=dict.fromkeys(accounts, OPEN_CASH_USD),
         prices=OPEN_PRICES,
+        storage=storage,
     )
     try:
         async with EmbeddedStack(load_settings(data_dir)).running() as embedded:
