@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from pathlib import Path
 
 from aiohttp import web
@@ -33,6 +34,25 @@ from ops.streams import StreamReport, collect_streams
 log = logging.getLogger(__name__)
 
 REFRESH_EVERY_S = 5.0
+
+
+def stored_bytes(directory: Path) -> int:
+    """Bytes of the files under `directory` (0 when it does not exist yet)."""
+    if not directory.exists():
+        return 0
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def unbacked_bytes(store_dir: Path, max_file_store: int) -> int:
+    """How much of the store's reservations the disk could not hold now (0: all of it).
+
+    The server reserves stream limits against `max_file_store`, not against the disk: a store
+    sized beyond the free space would let streams run the disk full before their limits."""
+    probe = store_dir
+    while not probe.exists():
+        probe = probe.parent
+    room = shutil.disk_usage(probe).free + stored_bytes(store_dir)
+    return max(0, max_file_store - room)
 
 
 class StorageMetrics:

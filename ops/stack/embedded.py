@@ -35,7 +35,7 @@ from ops.stack.state import (
     write_state,
 )
 from ops.stack.supervisor import Supervised
-from ops.storage import StorageExporter
+from ops.storage import StorageExporter, unbacked_bytes
 from ops.storage import serve as serve_storage_metrics
 
 log = logging.getLogger("tradeops.stack")
@@ -185,6 +185,15 @@ class EmbeddedStack:
 
     async def _start_nats(self) -> None:
         self.progress("nats-server (JetStream, mutual TLS)")
+        short = unbacked_bytes(self.layout.store_dir, self.layout.max_file_store)
+        if short:
+            log.warning(
+                "the [storage] limits reserve %d bytes in %s but the disk has %d bytes less "
+                "free: a stream could fill the disk before its limit; lower the limits",
+                self.layout.max_file_store,
+                self.layout.store_dir,
+                short,
+            )
         config = write_config(self.layout, self.data_dir / "nats" / "nats.conf")
         server = Supervised(
             "nats-server",
