@@ -14,13 +14,14 @@ naming that symbol, with a valid `price` (the contract's `Price`); anything else
 is passed over, and the symbol's previous tick still holds. Ticks are not signature-checked: the
 server lets only the ingestor and ops publish `market.tick.*`, and the gate trusts them so too.
 
-MARKET is read once, in stream order, with the subject filter `market.tick.*`, from its first
-retained message and only until every approval is judged; nothing else is read for a symbol
-nobody approved. Per symbol the merge keeps the latest tick and a cursor into that symbol's
-approvals (sorted by stored time): memory is one tick per symbol whatever the history, and MARKET
-itself is bounded by its retention (`[storage]` age and bytes, dropping the oldest; 100,000 ticks
-per symbol). An approval stored before the retained ticks of its symbol cannot be compared: it is
-counted in a note, not named.
+MARKET is read once, in stream order, with the subject filter `market.tick.*`, from `LOOKBACK_S`
+before the first approval (or its first retained message) and only until every approval is judged:
+an audit of the last day does not read the week MARKET keeps. Per symbol the merge keeps the
+latest tick and a cursor into that symbol's approvals (sorted by stored time): memory is one tick
+per symbol whatever the history, and the read is bounded by MARKET's retention (`[storage]` age
+and bytes, dropping the oldest; 100,000 ticks per symbol). A symbol whose approvals met no tick in
+the read has its last earlier tick looked up. An approval stored before the retained ticks of its
+symbol cannot be compared: it is counted in a note, not named.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -39,7 +40,7 @@ from nats.js.api import StreamInfo
 from nats.js.errors import NotFoundError
 from pydantic import TypeAdapter, ValidationError
 
-from bus.replay import StoredMsg, read_batches, stored_time
+from bus.replay import StoredMsg, read_batches, read_one, stored_time
 from contracts import subjects as s
 from contracts import topology as t
 from contracts.types import Price
@@ -50,6 +51,10 @@ HUNDRED = Decimal(100)
 TICKS = s.every(s.MARKET_TICK)
 """The subjects read: `market.tick.*`."""
 READ_BATCH = 1000
+LOOKBACK_S = 300.0
+"""MARKET is read from this long before the first approval: the gate approves only on a price
+at most `[limits] stale_price_s` (30 s) old, so the tick each approval was decided on is normally
+inside; a symbol with no tick there is looked up before it (`last_tick_before`)."""
 _PRICE: TypeAdapter[Decimal] = TypeAdapter(Price)
 
 
@@ -180,14 +185,14 @@ class MarketMerge:
         self.collar_pct = collar_pct
         self.problems: list[tuple[Approval, str]] = []
         self.without_tick: list[Approval] = []
-        """Approvals with no tick of their symbol before them: named unless MARKET has lost the
-        ticks of their time (`settle`)."""
+        """Approvals that met no tick of their symbol in the read: compared with the tick before
+        the read (`seed`), else named unless MARKET has lost the ticks of their time (`settle`)."""
         self.compared = 0
-        self.ticks = 0
-        """Usable ticks of an approved symbol read."""
-        self.first_at: datetime | None = None
+        self.read = 0
+        """MARKET messages read (by `add`, and counted in by the caller's other reads)."""
+        self.first_seq: int | None = None
+        """The first MARKET sequence read."""
         self._pending: dict[str, list[Approval]] = defaultdict(list)
-        self._next: dict[str, int] = {}
         self._latest: dict[str, Tick] = {}
         for approval in approvals:
             unreadable = _unreadable(approval)
@@ -205,10 +210,16 @@ class MarketMerge:
         """Every approval is judged: the rest of MARKET cannot change anything."""
         return not self._open
 
+    @property
+    def first_approval_at(self) -> datetime | None:
+        """When the first approval still to judge was stored."""
+        return min((mine[0].at for mine in self._pending.values() if mine), default=None)
+
     def add(self, msg: StoredMsg) -> None:
         """Take the next message of MARKET (stream order)."""
-        if self.first_at is None:
-            self.first_at = stored_time(msg.time)
+        self.read += 1
+        if self.first_seq is None:
+            self.first_seq = msg.seq
         symbol = s.last_token(msg.subject)
         if symbol not in self._open or msg.subject != s.of(s.MARKET_TICK, symbol):
             return
@@ -217,38 +228,54 @@ class MarketMerge:
         price = tick_price(symbol, msg.data)
         if price is not None:
             self._latest[symbol] = Tick(msg.seq, price, at, msg.time)
-            self.ticks += 1
 
     def _judge(self, symbol: str, before: datetime | None) -> None:
         """Judge the symbol's approvals stored before `before` (every one left when None)."""
         mine, i = self._pending[symbol], self._next[symbol]
         latest = self._latest.get(symbol)
         while i < len(mine) and (before is None or mine[i].at < before):
-            approval = mine[i]
             if latest is None:
-                self.without_tick.append(approval)
+                self.without_tick.append(mine[i])
             else:
-                self.compared += 1
-                problem = price_problem(approval, latest, self.collar_pct)
-                if problem is not None:
-                    self.problems.append((approval, problem))
+                self._compare(mine[i], latest)
             i += 1
         self._next[symbol] = i
         if i == len(mine):
             self._open.discard(symbol)
+
+    def _compare(self, approval: Approval, tick: Tick) -> None:
+        self.compared += 1
+        problem = price_problem(approval, tick, self.collar_pct)
+        if problem is not None:
+            self.problems.append((approval, problem))
 
     def finish(self) -> None:
         """MARKET is read: judge what is left against each symbol's last tick."""
         for symbol in list(self._open):
             self._judge(symbol, before=None)
 
+    def symbols_without_tick(self) -> list[str]:
+        return sorted({a.symbol for a in self.without_tick if a.symbol is not None})
+
+    def seed(self, symbol: str, tick: Tick | None) -> None:
+        """`tick` is the last tick of `symbol` stored before the read began: the market of each of
+        its approvals that met no tick in the read."""
+        if tick is None:
+            return
+        left: list[Approval] = []
+        for approval in self.without_tick:
+            if approval.symbol == symbol:
+                self._compare(approval, tick)
+            else:
+                left.append(approval)
+        self.without_tick = left
+
     def settle(self, history: MarketHistory) -> int:
         """Name each approval without a tick before it, unless MARKET has lost the ticks of its
         time; return how many could not be compared."""
         unchecked = 0
         for approval in self.without_tick:
-            symbol = approval.symbol or ""
-            if history.lost_before(symbol, approval.at):
+            if history.lost_before(approval.symbol or "", approval.at):
                 unchecked += 1
             else:
                 self.problems.append((approval, no_tick(approval)))
@@ -257,38 +284,24 @@ class MarketMerge:
         return unchecked
 
 
-async def _market_info(nc: NATS) -> StreamInfo | None:
-    try:
-        return await nc.jetstream().stream_info(t.MARKET)
-    except NotFoundError:
-        return None
-
-
-async def _history(nc: NATS, info: StreamInfo | None, merge: MarketMerge) -> MarketHistory:
-    if info is None:
-        return MarketHistory()
-    trimmed = info.state.first_seq > 1 or bool(info.state.num_deleted)
-    cap = info.config.max_msgs_per_subject or -1
-    counts: dict[str, int] = {}
-    if trimmed and cap > 0 and merge.without_tick:
-        counted = await nc.jetstream().stream_info(t.MARKET, subjects_filter=TICKS)
-        held = counted.state.subjects or {}
-        for approval in merge.without_tick:
-            symbol = approval.symbol or ""
-            counts[symbol] = held.get(s.of(s.MARKET_TICK, symbol), 0)
-    return MarketHistory(trimmed, merge.first_at, cap, counts)
+def _batches(nc: NATS, subject: str, **where: Any) -> AsyncGenerator[list[StoredMsg], None]:
+    """MARKET's messages on `subject` (an async generator: close it to stop reading early)."""
+    return cast(
+        AsyncGenerator[list[StoredMsg], None],
+        read_batches(nc, t.MARKET, subject=subject, batch=READ_BATCH, **where),
+    )
 
 
 async def read_market(
-    nc: NATS, merge: MarketMerge, on_batch: Callable[[int], None] | None = None
+    nc: NATS,
+    merge: MarketMerge,
+    start_time: datetime | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> None:
-    """Feed MARKET's ticks to `merge` in stream order, until it needs no more."""
-    # an async generator: closed on the early return, which ends its subscription at once
-    batches = cast(
-        AsyncGenerator[list[StoredMsg], None],
-        read_batches(nc, t.MARKET, subject=TICKS, batch=READ_BATCH),
-    )
-    async with aclosing(batches):
+    """Feed MARKET's ticks to `merge` in stream order from `start_time` (or the first), until it
+    needs no more."""
+    where = {"start_time": start_time} if start_time is not None else {}
+    async with aclosing(_batches(nc, TICKS, **where)) as batches:
         async for batch in batches:
             for msg in batch:
                 merge.add(msg)
@@ -298,21 +311,68 @@ async def read_market(
                 return
 
 
+async def last_tick_before(nc: NATS, symbol: str, before_seq: int) -> tuple[Tick | None, int]:
+    """Return the last usable tick of `symbol` stored before MARKET #`before_seq` and how many
+    messages were read for it: that symbol's ticks from its first (only for a symbol with no tick
+    near its approvals)."""
+    last: Tick | None = None
+    read = 0
+    async with aclosing(_batches(nc, s.of(s.MARKET_TICK, symbol))) as batches:
+        async for batch in batches:
+            for msg in batch:
+                if msg.seq >= before_seq:
+                    return last, read
+                read += 1
+                price = tick_price(symbol, msg.data)
+                if price is not None:
+                    last = Tick(msg.seq, price, stored_time(msg.time), msg.time)
+    return last, read
+
+
+async def _history(nc: NATS, info: StreamInfo | None, merge: MarketMerge) -> MarketHistory:
+    if info is None or not merge.without_tick:
+        return MarketHistory()
+    state = info.state
+    trimmed = state.first_seq > 1 or bool(state.num_deleted)
+    if not trimmed:
+        return MarketHistory()
+    first = await read_one(nc, t.MARKET, state.first_seq) if state.messages else None
+    cap = info.config.max_msgs_per_subject or -1
+    counts: dict[str, int] = {}
+    if cap > 0:
+        counted = await nc.jetstream().stream_info(t.MARKET, subjects_filter=TICKS)
+        held = counted.state.subjects or {}
+        counts = {x: held.get(s.of(s.MARKET_TICK, x), 0) for x in merge.symbols_without_tick()}
+    return MarketHistory(True, first.timestamp if first is not None else None, cap, counts)
+
+
 async def judge_market(
     nc: NATS,
     approvals: Iterable[Approval],
     collar_pct: Decimal,
     report: AuditReport,
     on_batch: Callable[[int], None] | None = None,
+    lookback_s: float = LOOKBACK_S,
 ) -> None:
     """Name every trusted approval whose price is off the market of its time (see the module)."""
     merge = MarketMerge((a for a in approvals if a.fact.trusted), collar_pct)
-    if not merge.problems and merge.done:
+    first_at = merge.first_approval_at
+    if first_at is None and not merge.problems:
         return  # nothing approved: MARKET is not read
-    info = await _market_info(nc)
-    if info is not None and info.state.messages and not merge.done:
-        await read_market(nc, merge, on_batch)
+    try:
+        info: StreamInfo | None = await nc.jetstream().stream_info(t.MARKET)
+    except NotFoundError:
+        info = None
+    if info is not None and info.state.messages and first_at is not None:
+        await read_market(nc, merge, first_at - timedelta(seconds=lookback_s), on_batch)
     merge.finish()
+    if info is not None and info.state.messages:
+        before = merge.first_seq or info.state.last_seq + 1
+        if before > info.state.first_seq:  # MARKET holds ticks from before the read
+            for symbol in merge.symbols_without_tick():
+                tick, read = await last_tick_before(nc, symbol, before)
+                merge.read += read
+                merge.seed(symbol, tick)
     unchecked = merge.settle(await _history(nc, info, merge))
     for approval, problem in merge.problems:
         fact = approval.fact
@@ -320,6 +380,7 @@ async def judge_market(
                      intent_id=fact.intent_id)  # fmt: skip
     report.market["approvals compared"] = merge.compared
     report.market["collar"] = f"{collar_pct}%"
+    report.market["ticks read"] = merge.read
     if unchecked:
         report.notes.append(
             f"{unchecked} approvals were stored before the oldest tick of their symbol that "

@@ -23,6 +23,7 @@ from ops.audit.market import (
     Approval,
     MarketHistory,
     MarketMerge,
+    Tick,
     outside_collar,
     price_of,
     read_approval,
@@ -267,6 +268,20 @@ def test_the_merge_needs_no_tick_past_the_last_approval_of_each_symbol() -> None
     assert not merge.done  # MSFT's approval at 2 s may still see a newer tick
     merge.add(market.tick(3, "999", symbol="MSFT"))
     assert merge.done and merge.compared == 2 and merge.problems == []
+
+
+def test_an_approval_that_met_no_tick_in_the_read_is_compared_with_the_tick_before_it() -> None:
+    streams, market = Streams(), Market()
+    quiet, moved, other = (approval(streams, 5, p) for p in ("101", "300", "100"))
+    market.tick(6, "100")
+    merge = merged([quiet, moved, other], market)
+    assert len(merge.without_tick) == 3  # the read began after the last tick before them
+
+    merge.seed("AAPL", Tick(1, Decimal(100), START, stamp(0)))
+    merge.seed("AAPL", None)
+
+    assert merge.without_tick == [] and merge.compared == 3
+    assert [a for a, _ in merge.problems] == [moved]
 
 
 # -- what MARKET no longer holds -------------------------------------------------------------------
