@@ -12,7 +12,7 @@ import gc
 import logging
 import signal
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -34,7 +34,7 @@ from bus import (
     decode_advisory,
     exhausted_handler,
 )
-from bus.runtime import Decoder
+from bus.runtime import Decoder, Pacing
 from contracts import Identity, TradingState
 from contracts import topology as t
 
@@ -48,6 +48,8 @@ class Worker:
     spec: t.ConsumerSpec
     decode: Decoder[Any]
     handler: BatchHandler[Any]
+    pacing: Pacing = field(default_factory=Pacing)
+    """How much the consumer works on at once (`bus.runtime`); by default one batch."""
 
 
 class Agent:
@@ -151,6 +153,7 @@ class Agent:
                     batch_size=self.settings.batch_size,
                     stats=self.stats,
                     verifier=self.verifier if self.verify_inputs else None,
+                    pacing=worker.pacing,
                 )
             )
             runtimes.append(
