@@ -163,7 +163,7 @@ class MarketHistory:
     """Messages were removed from MARKET (its first sequence is past 1, or some are deleted):
     by age or bytes the oldest go first, so every tick stored since `first_at` is still held."""
     first_at: datetime | None = None
-    """When its first retained tick was stored (None: it holds none)."""
+    """When its first retained message was stored (None: it holds none)."""
     cap: int = -1
     """Its `max_msgs_per_subject` (<= 0: none)."""
     counts: Mapping[str, int] = field(default_factory=dict)
