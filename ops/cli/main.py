@@ -90,7 +90,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "storage-metrics",
         "ops.cli.streams",
         "streams_app",
-        "Serve every stream's bytes and limits as Prometheus metrics (the stack does this itself).",
+        "Serve every stream's bytes, messages and limits at /metrics until stopped (as ops).",
         command="storage-metrics",
     ),
     LazyCommand(

@@ -53,67 +53,69 @@ def valid(iid: str, n: int) -> bytes:
             "symbol": "BTC-USD",
             "side": "buy" if n % 2 == 0 else "sell",
             "quantity": "0.01",
-        }  # fmt: skip
+        }
     ).encode()
 
 
 async def test_a_flood_fills_its_streams_while_fills_are_booked_and_a_kill_is_honoured() -> None:
-    async with desk_stack("tradeops-flood-", [ACCOUNT], storage=STORAGE) as stack:
-        async with open_desk(stack) as desk:
-            js = desk.client.jetstream()
-            subject = s.of(s.INTENT_SUBMITTED, "BTC-USD")
+    async with (
+        desk_stack("tradeops-flood-", [ACCOUNT], storage=STORAGE) as stack,
+        open_desk(stack) as desk,
+    ):
+        js = desk.client.jetstream()
+        subject = s.of(s.INTENT_SUBMITTED, "BTC-USD")
 
-            # Act: flood until the server refuses, a valid intent after every 25 junk messages
-            refused: APIError | None = None
-            let_in: list[str] = []
-            for n in range(10_000):
-                if n % 25 == 0:
-                    iid = str(uuid.uuid4())
-                    try:
-                        await js.publish(subject, valid(iid, n))
-                        let_in.append(iid)
-                    except APIError as exc:
-                        refused = exc
-                        break
+        # Act: flood until the server refuses, a valid intent after every 25 junk messages
+        refused: APIError | None = None
+        let_in: list[str] = []
+        for n in range(10_000):
+            if n % 25 == 0:
+                iid = str(uuid.uuid4())
                 try:
-                    await js.publish(subject, junk(n))
+                    await js.publish(subject, valid(iid, n))
+                    let_in.append(iid)
                 except APIError as exc:
                     refused = exc
                     break
+            try:
+                await js.publish(subject, junk(n))
+            except APIError as exc:
+                refused = exc
+                break
 
-            # Assert: refused at SUBMISSIONS' limit with the server's reason
-            assert refused is not None and "maximum bytes exceeded" in str(refused)
-            ops_js = desk.ops.jetstream()
-            held = (await ops_js.stream_info(t.SUBMISSIONS)).state.bytes
-            assert SUBMISSIONS_LIMIT - MAX_SUBMISSION_BYTES <= held <= SUBMISSIONS_LIMIT
+        # Assert: refused at SUBMISSIONS' limit with the server's reason
+        assert refused is not None and "maximum bytes exceeded" in str(refused)
+        ops_js = desk.ops.jetstream()
+        held = (await ops_js.stream_info(t.SUBMISSIONS)).state.bytes
+        assert SUBMISSIONS_LIMIT - MAX_SUBMISSION_BYTES <= held <= SUBMISSIONS_LIMIT
 
-            # Assert: DLQ fills to its limit and no further (the rest waits in SUBMISSIONS)
-            async def dlq_full() -> bool:
-                state = (await ops_js.stream_info(t.DLQ)).state
-                return DLQ_LIMIT - state.bytes < LARGEST_DEAD_LETTER
+        # Assert: DLQ fills to its limit and no further (the rest waits in SUBMISSIONS)
+        async def dlq_full() -> bool:
+            state = (await ops_js.stream_info(t.DLQ)).state
+            return DLQ_LIMIT - state.bytes < LARGEST_DEAD_LETTER
 
-            await eventually(dlq_full, timeout_s=60, every_s=0.5)
-            assert (await ops_js.stream_info(t.DLQ)).state.bytes <= DLQ_LIMIT
+        await eventually(dlq_full, timeout_s=60, every_s=0.5)
+        assert (await ops_js.stream_info(t.DLQ)).state.bytes <= DLQ_LIMIT
 
-            # Assert: every valid intent that got in is filled and booked
-            assert len(let_in) >= 3
-            await desk.terminals.all_done(let_in, timeout_s=60)
+        # Assert: every valid intent that got in is filled and booked
+        assert len(let_in) >= 3
+        await desk.terminals.all_done(let_in, timeout_s=60)
 
-            async def all_booked() -> bool:
-                return all("ledger.posted" in desk.terminals.events[i] for i in let_in)
+        async def all_booked() -> bool:
+            return all("ledger.posted" in desk.terminals.events[i] for i in let_in)
 
-            await eventually(all_booked, timeout_s=30)
+        await eventually(all_booked, timeout_s=30)
 
-            # Assert: with both streams full, a kill is recorded and every agent halts
-            before = (await ops_js.stream_info(t.CONTROL)).state.messages
-            await desk.set_state(TradingState.HALTED)
-            assert (await ops_js.stream_info(t.CONTROL)).state.messages == before + 1
+        # Assert: with both streams full, a kill is recorded and every agent halts
+        before = (await ops_js.stream_info(t.CONTROL)).state.messages
+        await desk.set_state(TradingState.HALTED)
+        assert (await ops_js.stream_info(t.CONTROL)).state.messages == before + 1
 
-            # Assert: the exporter shows both streams at their limits
-            url = f"http://{stack.settings.health_host}:{stack.settings.storage.metrics_port}"
-            text = await _metrics_after_refresh(url + "/metrics")
-            assert f'tradeops_stream_max_bytes{{stream="{t.DLQ}"}} {float(DLQ_LIMIT)}' in text
-            assert f'tradeops_stream_bytes{{stream="{t.SUBMISSIONS}"}} {float(held)}' in text
+        # Assert: the exporter shows both streams at their limits
+        url = f"http://{stack.settings.health_host}:{stack.settings.storage.metrics_port}"
+        text = await _metrics_after_refresh(url + "/metrics")
+        assert f'tradeops_stream_max_bytes{{stream="{t.DLQ}"}} {float(DLQ_LIMIT)}' in text
+        assert f'tradeops_stream_bytes{{stream="{t.SUBMISSIONS}"}} {float(held)}' in text
 
 
 async def _metrics_after_refresh(url: str) -> str:
