@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from agents.ledger.booking import Position, book_fill
@@ -42,6 +43,7 @@ from contracts import (
     IntentAccepted,
     IntentAnalyzed,
     LedgerPosted,
+    MarketTick,
     OrderFilled,
     Recommendation,
     RiskApproved,
@@ -214,7 +216,12 @@ def chains(intents: int) -> Iterator[tuple[str, bytes] | Emit]:
 
 
 async def fill_streams(url: str, certs_dir: Path, intents: int) -> None:
-    """Publish `intents` complete chains, each event signed by its producer's key."""
+    """Publish `intents` complete chains, each event signed by its producer's key.
+
+    A tick of every symbol goes first (the audit compares each approval with MARKET). Chains go
+    in windows of `PUBLISH_WINDOW` events, stage by stage: a stage is published only once the
+    stage before it is stored, so no effect is stored before its cause (which the audit names).
+    """
     nc = await connect(url, Credentials(Identity.OPS, certs_dir))
     try:
         js = nc.jetstream()
@@ -228,19 +235,37 @@ async def fill_streams(url: str, certs_dir: Path, intents: int) -> None:
                 Identity.LEDGER,
             )
         }  # fmt: skip
+        for symbol, price in SYMBOLS:
+            tick = MarketTick(event_id=uuid.uuid4(), producer=Identity.INGESTOR, symbol=symbol,
+                              price=price, observed_at=datetime.now(UTC))  # fmt: skip
+            await (
+                await publishers[Identity.INGESTOR].start(Emit(s.of(s.MARKET_TICK, symbol), tick))
+            )
+        stages: list[list[tuple[str, bytes] | Emit]] = [[] for _ in range(EVENTS_PER_INTENT)]
+        for n, item in enumerate(chains(intents)):
+            stages[n % len(stages)].append(item)
+            if sum(map(len, stages)) >= PUBLISH_WINDOW and n % len(stages) == len(stages) - 1:
+                await _publish_stages(js, publishers, stages)
+                stages = [[] for _ in stages]
+        await _publish_stages(js, publishers, stages)
+    finally:
+        await nc.close()
+
+
+async def _publish_stages(
+    js: JetStreamContext,
+    publishers: dict[Identity, Publisher],
+    stages: list[list[tuple[str, bytes] | Emit]],
+) -> None:
+    for stage in stages:
         pending: list[asyncio.Future[PubAck]] = []
-        for item in chains(intents):
+        for item in stage:
             if isinstance(item, Emit):
                 event: Envelope = item.event
                 pending.append(await publishers[event.producer].start(item))
             else:
                 pending.append(await js.publish_async(item[0], item[1]))
-            if len(pending) >= PUBLISH_WINDOW:
-                await asyncio.gather(*pending)
-                pending.clear()
         await asyncio.gather(*pending)
-    finally:
-        await nc.close()
 
 
 async def _timed(url: str, certs_dir: Path, mode: str, options: AuditOptions) -> AuditRun:

@@ -156,6 +156,7 @@ def verify(
         parallelism=parallel,
         workers=workers,
         cache_path=settings.data_dir / "audit" / CACHE_FILE if cache else None,
+        price_collar_pct=settings.limits.price_collar_pct,
     )
     console = Console(stderr=True)
     bar = BarProgress(console) if progress and console.is_terminal else None
