@@ -1,4 +1,11 @@
-"""Dead letters: the original bytes and the error, on `dlq.<agent>.<intent id>`."""
+"""Dead letters: the original bytes and the error, on `dlq.<agent>.<intent id>`.
+
+A submission that names no usable intent id is filed under its public name,
+`contracts.base.submission_ref(<its SUBMISSIONS sequence>)`: the ingestor never gave it an intent
+id (those only it can compute, and only for what it accepts), and `intent show`, `intent list`
+and `audit trail` find it under that name. A client's `intent_id` that is such a name is never
+believed (the ingestor refuses it): its dead letter too is filed under its own sequence.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from bus.publisher import Emit
 from contracts import DeadLetter, Identity, derive_event_id
 from contracts import subjects as s
-from contracts.base import assigned_intent_id
+from contracts.base import is_submission_ref, submission_ref
 from contracts.topology import SUBMISSIONS
 
 
@@ -68,6 +75,8 @@ def dead_letter(
         data = data[:MAX_DEAD_LETTER_BYTES]
     else:
         hint = intent_id or intent_id_hint(data)
+    if stream == SUBMISSIONS and hint is not None and is_submission_ref(hint):
+        hint = None  # a client may not name another submission
     event = DeadLetter(
         event_id=derive_event_id(f"{stream}:{stream_seq}", f"dead_letter.{reason}"),
         producer=agent,
@@ -84,5 +93,5 @@ def dead_letter(
     )
     token = hint
     if token is None and stream == SUBMISSIONS:
-        token = assigned_intent_id(stream_seq)  # what the ingestor would have called it
+        token = submission_ref(stream_seq)
     return Emit(s.dead_letter(agent, token), event)

@@ -20,9 +20,28 @@ def derive_event_id(correlation: uuid.UUID | str, kind: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"{correlation}:{kind}")
 
 
-def assigned_intent_id(submission_seq: int) -> uuid.UUID:
-    """Return the id the ingestor gives the submission at `submission_seq` when it names none."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"SUBMISSIONS:{submission_seq}")
+SUBMISSION_REF_BASE = uuid.UUID("00000000-0000-8000-8000-000000000000")
+"""The public names of submissions: this UUID (version 8) plus the stream sequence."""
+_SEQ_BITS = 62  # the bits under a version 8 UUID's variant
+
+
+def submission_ref(submission_seq: int) -> uuid.UUID:
+    """Return the public name of the submission at `submission_seq` in SUBMISSIONS.
+
+    A submission without an `intent_id` names no intent. Until the ingestor accepts it (under an
+    id only it can compute, `agents.ingestor.ids`), it goes by this name, readable from anything
+    that knows its sequence: the dead letter of a refused one is `dlq.ingestor.<ref>`. For
+    SUBMISSIONS #42 it is `00000000-0000-8000-8000-00000000002a`. The ingestor refuses these ids
+    as a client's `intent_id` (`is_submission_ref`), so no client can claim one.
+    """
+    if not 0 <= submission_seq < 1 << _SEQ_BITS:
+        raise ValueError(f"stream sequence {submission_seq} out of range")
+    return uuid.UUID(int=SUBMISSION_REF_BASE.int | submission_seq)
+
+
+def is_submission_ref(value: uuid.UUID) -> bool:
+    """True when `value` is a submission's public name (`submission_ref`)."""
+    return value.int >> _SEQ_BITS == SUBMISSION_REF_BASE.int >> _SEQ_BITS
 
 
 def utc_now() -> datetime:

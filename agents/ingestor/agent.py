@@ -2,13 +2,17 @@
 
 Settlement per submission:
 - invalid JSON or fields, subject/symbol mismatch, unknown symbol or account -> dead letter;
+- an `intent_id` that is a submission's public name (`contracts.base.submission_ref`) -> dead
+  letter `reserved_intent_id`: no client may claim the name of another's submission;
 - the same intent id already accepted with the same content -> acknowledged, nothing emitted;
 - the same intent id with different content -> dead letter `intent_id_conflict`;
 - otherwise `intent.accepted.<SYMBOL>` with the latest price attached.
 
 De-duplication lasts forever, not only for the stream's duplicate window: the intent id is
 claimed in the `intents` KV bucket (create fails if the key exists). The claim stores the
-submission's stream sequence, so a redelivery of the claiming message re-emits its event.
+submission's stream sequence, so a redelivery of the claiming message re-emits its event. A
+submission without an id gets one only the ingestor can compute (`agents.ingestor.ids`), the same
+on every delivery; its acceptance records `submission_seq`, by which the audit joins the two.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from nats.js.kv import KeyValue
 from agents.base import Agent, Worker
 from agents.common.prices import PriceBook
 from agents.ingestor.feed import quotes, tick_of
+from agents.ingestor.ids import assigned_intent_id, load_assignment_key
 from agents.ingestor.metrics import DEDUPLICATED
 from bus import Delivery, Emit, Outcome, Rejected
 from bus.headers import PUBLISH_HEADERS, reserved_headers
@@ -42,7 +47,7 @@ from contracts import (
 )
 from contracts import subjects as s
 from contracts import topology as t
-from contracts.base import assigned_intent_id
+from contracts.base import is_submission_ref
 
 log = logging.getLogger("tradeops.ingestor")
 
@@ -56,6 +61,12 @@ def decode_submission(msg: Msg) -> SubmitIntent:
             f"may set only {', '.join(sorted(PUBLISH_HEADERS))}",
         )
     intent = parse(SubmitIntent, msg.data, max_bytes=MAX_INTENT_BYTES)
+    if intent.intent_id is not None and is_submission_ref(intent.intent_id):
+        raise Rejected(
+            "reserved_intent_id",
+            f"intent_id {intent.intent_id} is reserved: it names a submission by its stream "
+            "sequence; send a UUID of your own (uuid4), or none",
+        )
     if s.last_token(msg.subject) != intent.symbol:
         raise Rejected(
             "subject_mismatch",
@@ -87,8 +98,10 @@ class Ingestor(Agent):
         super().__init__(*args, **kwargs)
         self.prices = PriceBook()
         self._claims: KeyValue | None = None
+        self._assignment_key: bytes | None = None
 
     async def open(self) -> None:
+        self._assignment_key = load_assignment_key(self.credentials.signing_key_file)
         self._claims = await self.js.key_value("intents")
         await self.prices.follow(self.nc, [i.symbol for i in self.settings.instruments])
 
@@ -113,7 +126,8 @@ class Ingestor(Agent):
             raise Rejected("unknown_symbol", f"{submitted.symbol} is not traded here ({known})")
         if self.settings.account(submitted.account) is None:
             raise Rejected("unknown_account", f"account {submitted.account!r} does not exist")
-        assigned = assigned_intent_id(item.stream_seq)
+        assert self._assignment_key is not None
+        assigned = assigned_intent_id(self._assignment_key, item.stream_seq)
         intent = TradeIntent.from_submission(submitted, assigned)
         if not await self._claim(intent.intent_id, content_hash(submitted), item.stream_seq):
             DEDUPLICATED.inc()

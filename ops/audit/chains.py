@@ -9,7 +9,8 @@ analysis without acceptance), names it as its `causation_id`, and carries the sa
 (account, symbol, side, quantity, order type, limit). An intent ends in exactly one terminal
 outcome: risk.rejected, order.rejected, ledger.posted or a dead letter. A dead letter of a
 submission does not end an intent that another submission of the same id got accepted
-(`intent_id_conflict`). No terminal outcome yet is `pending`, not an error.
+(`intent_id_conflict`). No terminal outcome yet is `pending`, not an error. A submission without
+an id is the intent's whose acceptance names its stream sequence (`facts.join_submissions`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from decimal import Decimal
 from bus.replay import stored_time
 from contracts import Side
 from contracts import subjects as s
+from contracts import topology as t
 from contracts.kinds import (
     ACCEPTED,
     ANALYZED,
@@ -33,7 +35,7 @@ from contracts.kinds import (
     RISK_REJECTED,
     SUBMITTED,
 )
-from ops.audit.facts import TERM_NAMES, Fact, Key, decimal_or_none
+from ops.audit.facts import TERM_NAMES, Fact, Key, decimal_or_none, submission_name
 
 REQUIRES: tuple[tuple[str, str, str], ...] = (
     (ANALYZED, ACCEPTED, "analysis without acceptance"),
@@ -195,6 +197,25 @@ def _check_amounts(
             problems.append((posting, f"moves the position by {moved}, the fill by {expected}"))
 
 
+def _unsubmitted(
+    by: Mapping[str, list[Fact]], intent_id: str, intent_of: Mapping[Key, str | None]
+) -> str | None:
+    """What is wrong with an acceptance when no submission of its intent is among its facts.
+
+    Its submission is the one at its `submission_seq`. Stored without an id and not joined to
+    the intent (`ops.audit.facts.join_submissions` was not run), it still goes by its public
+    name: not a problem. Stored under another intent, or not at all, it is."""
+    if ACCEPTED not in by or SUBMITTED in by:
+        return None
+    seq = by[ACCEPTED][0].detail.get("submission_seq")
+    if not isinstance(seq, int) or (t.SUBMISSIONS, seq) not in intent_of:
+        return "acceptance without submission"
+    owner = intent_of[(t.SUBMISSIONS, seq)]
+    if owner not in (None, intent_id, submission_name(seq)):
+        return f"acceptance without submission: SUBMISSIONS #{seq} is intent {owner}'s"
+    return None
+
+
 def _terminals(by: Mapping[str, list[Fact]], retried: Mapping[int, list[Key]]) -> list[Fact]:
     out = [by[k][0] for k in (RISK_REJECTED, ORDER_REJECTED, POSTED) if by.get(k)]
     seen: set[int] = set()
@@ -229,8 +250,8 @@ def evaluate(
     by = _one_per_kind(facts, problems)
     if not full and SUBMITTED not in by:
         return Verdict(intent_id, "unchecked")
-    if full and ACCEPTED in by and SUBMITTED not in by:
-        problems.append((by[ACCEPTED][0], "acceptance without submission"))
+    if full and (what := _unsubmitted(by, intent_id, intent_of)) is not None:
+        problems.append((by[ACCEPTED][0], what))
     _check_links(by, problems)
     _check_terms(by, problems)
     terminals = _terminals(by, retried)

@@ -1,8 +1,12 @@
 """One stored message as the audit sees it: its kind, intent, provenance and compared fields.
 
-The kind comes from the subject (signed), never from the unsigned `Tradeops-Kind` header. A
-submission without a usable `intent_id` belongs to the id the ingestor assigns it,
-`uuid5(EVENT_NAMESPACE, "SUBMISSIONS:<seq>")`, so it and its dead letter still meet.
+The kind comes from the subject (signed), never from the unsigned `Tradeops-Kind` header.
+
+A submission without a usable `intent_id` goes by its public name,
+`contracts.base.submission_ref(seq)`, as does the dead letter of one the ingestor refused. The id
+the ingestor assigns when it accepts one, nobody else can compute (`agents.ingestor.ids`): that
+intent is found by the submission's stream sequence instead (`join_submissions`), which the
+ingestor's acceptance records as `submission_seq` and a dead letter as its origin.
 """
 
 from __future__ import annotations
@@ -11,19 +15,20 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
-import contracts.base
 from bus.headers import SIGNATURE as SIGNATURE_HEADER
 from bus.headers import SIGNER as SIGNER_HEADER
 from bus.replay import StoredMsg
 from contracts import OrderType
 from contracts import subjects as s
 from contracts import topology as t
+from contracts.base import submission_ref
 from contracts.kinds import (
+    ACCEPTED,
     CONTROL,
     DEAD_LETTER,
     FILLED,
@@ -42,9 +47,9 @@ _CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 TERM_NAMES = ("account", "symbol", "side", "quantity", "order_type", "limit_price")
 
 
-def assigned_intent_id(seq: int) -> str:
-    """Return the id the ingestor gives submission `seq` when it names none."""
-    return str(contracts.base.assigned_intent_id(seq))
+def submission_name(seq: int) -> str:
+    """Return the public name of SUBMISSIONS #`seq` (`contracts.base.submission_ref`)."""
+    return str(submission_ref(seq))
 
 
 def as_uuid(value: object) -> str | None:
@@ -159,7 +164,8 @@ def _describe(fact: Fact, body: dict[str, Any] | None, msg: StoredMsg) -> None:
     if kind == SUBMITTED:
         fact.intent_id = as_uuid(body.get("intent_id")) if body is not None else None
         if fact.intent_id is None and fact.stream == t.SUBMISSIONS:
-            fact.intent_id = assigned_intent_id(fact.seq)
+            fact.intent_id = submission_name(fact.seq)  # until `join_submissions` finds better
+            fact.detail["unnamed"] = True
         fact.terms = terms_of(body)
         if fact.signed:
             fact.data = msg.data  # an ops-signed repair is checked against its retry record
@@ -169,7 +175,9 @@ def _describe(fact: Fact, body: dict[str, Any] | None, msg: StoredMsg) -> None:
     if kind in PIPELINE_KINDS:
         fact.intent_id = as_uuid(body.get("intent_id"))
         fact.terms = terms_of(body.get("intent"))
-        if kind == FILLED:
+        if kind == ACCEPTED and isinstance(body.get("submission_seq"), int):
+            fact.detail["submission_seq"] = body["submission_seq"]
+        elif kind == FILLED:
             fact.detail["fill_quantity"] = decimal_or_none(body.get("fill_quantity"))
             fact.data = msg.data
         elif kind == POSTED:
@@ -183,7 +191,10 @@ def _describe(fact: Fact, body: dict[str, Any] | None, msg: StoredMsg) -> None:
         origin = (str(body.get("stream", "")), _int(body.get("stream_seq")))
         fact.intent_id = as_uuid(body.get("intent_id"))
         if fact.intent_id is None and _is_submission(origin[0], origin_subject):
-            fact.intent_id = assigned_intent_id(origin[1])
+            # the name the ingestor filed it under (only it publishes `dlq.ingestor.*`)
+            named = as_uuid(s.last_token(fact.subject))
+            fact.intent_id = named or submission_name(origin[1])
+            fact.detail["unnamed"] = True
         fact.detail |= {"origin": origin, "origin_subject": origin_subject}
         fact.detail["reason"] = str(body.get("reason", ""))
     elif kind == RETRIED:
@@ -196,7 +207,7 @@ def _describe(fact: Fact, body: dict[str, Any] | None, msg: StoredMsg) -> None:
         if fact.intent_id is None and _is_submission(
             record.original_stream, record.original_subject
         ):
-            fact.intent_id = assigned_intent_id(record.original_stream_seq)
+            fact.intent_id = submission_name(record.original_stream_seq)
     elif kind == PURGED:
         try:
             fact.detail["record"] = DeadLettersPurged.model_validate(body)
@@ -217,7 +228,7 @@ def purged_letters(fact: Fact) -> list[Fact]:
     for letter in record.letters:
         iid = None if letter.intent_id is None else str(letter.intent_id)
         if iid is None and _is_submission(letter.original_stream, letter.original_subject):
-            iid = assigned_intent_id(letter.original_stream_seq)
+            iid = submission_name(letter.original_stream_seq)
         out.append(
             Fact(
                 stream=t.DLQ,
@@ -239,6 +250,41 @@ def purged_letters(fact: Fact) -> list[Fact]:
             )
         )
     return out
+
+
+def join_submissions(facts: Sequence[Fact]) -> None:
+    """Give each submission that names no intent the intent of the trusted events naming it.
+
+    Run after provenance (`ops.audit.policy.judge_provenance`): only trusted events are believed.
+    The ingestor's acceptance names the submission by `submission_seq`, a dead letter by its
+    origin. The acceptance wins: a dead letter after it (`max_deliveries` of an acknowledgement
+    that never arrived) then belongs to the accepted intent too. A submission nothing names keeps
+    its public name. Linear in `facts`; only submissions without an id, and their dead letters
+    (found under the same public name), change.
+    """
+    accepted: dict[int, str] = {}
+    refused: dict[int, str] = {}
+    for fact in facts:
+        if not fact.trusted:
+            continue
+        seq = fact.detail.get("submission_seq")
+        if fact.kind == ACCEPTED and isinstance(seq, int) and fact.intent_id is not None:
+            accepted.setdefault(seq, fact.intent_id)
+        for letter in purged_letters(fact) if fact.kind == PURGED else [fact]:
+            origin = letter.detail.get("origin")
+            if letter.kind == DEAD_LETTER and letter.intent_id and _from_submissions(origin):
+                refused.setdefault(origin[1], letter.intent_id)
+    for fact in facts:
+        if not fact.detail.get("unnamed"):
+            continue
+        if fact.kind == SUBMITTED:
+            fact.intent_id = accepted.get(fact.seq) or refused.get(fact.seq) or fact.intent_id
+        elif _from_submissions(origin := fact.detail.get("origin")) and origin[1] in accepted:
+            fact.intent_id = accepted[origin[1]]  # a dead letter of a submission without an id
+
+
+def _from_submissions(origin: object) -> TypeGuard[tuple[str, int]]:
+    return isinstance(origin, tuple) and len(origin) == 2 and origin[0] == t.SUBMISSIONS
 
 
 def describe_terms(terms: Terms) -> dict[str, str | None]:

@@ -5,8 +5,9 @@
 - an event belongs to intent X because its subject's last token is X (`intent.accepted.AAPL.X`,
   `dlq.ingestor.X`); only the identity that owns a subject may publish on it, so a client's
   forged `Tradeops-Intent-Id` header or payload id puts nothing under someone else's intent;
-- a submission belongs to X only when an agent's signed event names its stream sequence (the
-  acceptance, or the dead letter of that submission);
+- a submission is read only when an agent's signed event names its stream sequence (the
+  acceptance's `submission_seq`, or the dead letter of that submission); it belongs to X when it
+  names X, or, naming no intent, when that trusted event is X's (`facts.join_submissions`);
 - each event's signature is verified and its signer must own the subject (`contracts.kinds`);
   the verdict (`ops.audit.chains.evaluate`, the one terminal-outcome rule) counts only trusted
   events, so a foreign dead letter or a forgery is listed, marked, and changes nothing.
@@ -36,7 +37,7 @@ from contracts import subjects as s
 from contracts import topology as t
 from contracts.kinds import ACCEPTED, DEAD_LETTER, RETRIED, SUBMITTED, TERMINAL, Outcome
 from ops.audit.chains import Verdict, evaluate
-from ops.audit.facts import Fact, fact_of
+from ops.audit.facts import Fact, fact_of, join_submissions
 from ops.audit.policy import judge_provenance
 from ops.audit.report import AuditReport
 
@@ -183,9 +184,8 @@ async def _referenced(nc: NATS, found: list[StoredMsg], timeout_s: float) -> lis
     seqs: set[int] = set()
     for msg in found:
         fact = fact_of(msg)
-        body = _body(msg.data)
-        if fact.kind == ACCEPTED and isinstance(body.get("submission_seq"), int):
-            seqs.add(body["submission_seq"])
+        if fact.kind == ACCEPTED and isinstance(fact.detail.get("submission_seq"), int):
+            seqs.add(fact.detail["submission_seq"])
         elif fact.kind == DEAD_LETTER and fact.detail.get("origin", ("", 0))[0] == t.SUBMISSIONS:
             seqs.add(int(fact.detail["origin"][1]))
     got = await asyncio.gather(*(read_one(nc, t.SUBMISSIONS, q, timeout_s=timeout_s) for q in seqs))
@@ -227,11 +227,13 @@ def judge(
         if fact.key in stored:
             continue
         stored[fact.key] = msg
-        known.setdefault(fact.key, fact.intent_id)
         if fact.signed:
             statuses[fact.key] = verifier.check(msg.subject, msg.data, msg.headers)
         facts.append(fact)
     retried = judge_provenance(facts, statuses, AuditReport("trail"))
+    join_submissions(facts)
+    for fact in facts:
+        known.setdefault(fact.key, fact.intent_id)
     for fact in facts:
         if fact.intent_id != wanted:
             continue

@@ -7,8 +7,9 @@ carry its exact bytes in its dead letter, reach neither the executor nor the led
 stall no agent. Outcomes are read from the streams with their signatures checked
 (`ops.bench.chaos.OutcomeLog`), so forged headers cannot fake one.
 
-Two scenarios run after the corpus: forged `Nats-Msg-Id`s aimed at the ids of later events, and
-an empty submission followed at once by others (a "nil" message must not stall the intake).
+Two scenarios run after the corpus: forged `Nats-Msg-Id`s and claimed intent ids aimed at later
+intents (one named, one sent without an id, aimed at by the stream sequence it will get), and an
+empty submission followed at once by others (a "nil" message must not stall the intake).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from bus.signing import Verifier
 from contracts import DeadLetter, Identity, derive_event_id
 from contracts import subjects as s
 from contracts import topology as t
-from contracts.base import EVENT_NAMESPACE
+from contracts.base import EVENT_NAMESPACE, submission_ref
 from ops.bench.chaos import OutcomeLog
 from tests.support.stack import connect_to, running_stack
 
@@ -138,6 +139,9 @@ class HostileRun:
     elsewhere_stored: list[str]
     after: dict[str, Any] = field(default_factory=dict)
     """What the scenarios run after the corpus observed."""
+    accepted_from: dict[int, str] = field(default_factory=dict)
+    """SUBMISSIONS sequence -> the intent its acceptance names (the ingestor's id when it sent
+    none), as the ingestor signed it."""
 
     def letters_at(self, seq: int) -> list[DeadLetter]:
         where = (t.SUBMISSIONS, seq)
@@ -244,25 +248,57 @@ async def _replay_with_followers(
     }
 
 
+def _guesses(seq: int) -> list[uuid.UUID]:
+    """The ids of SUBMISSIONS #`seq` a client can compute from its PubAcks' sequences."""
+    return [uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{seq}"), submission_ref(seq)]
+
+
+async def _accepted_from(ops: NATS, verifier: Verifier) -> dict[int, str]:
+    """SUBMISSIONS sequence -> intent id, from the acceptances the ingestor signed."""
+    found: dict[int, str] = {}
+    async for msg in read_stream(ops, t.INTENTS, subject="intent.accepted.>"):
+        signed = verifier.check(msg.subject, msg.data, msg.headers)
+        body = json.loads(msg.data)
+        if signed == ("valid", "ingestor") and isinstance(body.get("submission_seq"), int):
+            found[body["submission_seq"]] = str(body["intent_id"])
+    return found
+
+
 async def _after_corpus(client: NATS, ops: NATS, log: OutcomeLog, ingestor: Any) -> dict[str, Any]:
-    """Aim forged `Nats-Msg-Id`s at later events' ids; then an empty submission with followers."""
+    """Aim forged `Nats-Msg-Id`s and claimed ids at later intents; then an empty submission with
+    followers."""
     js = client.jetstream()
     victim = _intent("ETH-USD", "1", INJECTED)
     forged = derive_event_id(uuid.UUID(victim["intent_id"]), "intent.accepted")
     await js.publish("intent.submitted.ETH-USD", b"x", headers={"Nats-Msg-Id": str(forged)})
     await js.publish("intent.submitted.ETH-USD", json.dumps(victim).encode())
-    # A client learns stream sequences from its PubAcks, and the ingestor derives the id of an
-    # intent submitted without one from its sequence: so another client's intent can be aimed at.
+    # A client learns stream sequences from its PubAcks: it aims at the intent another client will
+    # submit without an id with every id it can compute from that intent's sequence, both as a
+    # forged `Nats-Msg-Id` of its acceptance and as an intent of its own that claims the id.
     probe = await js.publish("intent.submitted.ETH-USD", b"probe")
-    assigned = uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{probe.seq + 2}")
-    aimed = derive_event_id(assigned, "intent.accepted")
-    await js.publish("intent.submitted.ETH-USD", b"x", headers={"Nats-Msg-Id": str(aimed)})
+    predicted = probe.seq + 1 + 2 * len(_guesses(0))
+    for guess in _guesses(predicted):
+        aimed = derive_event_id(guess, "intent.accepted")
+        await js.publish("intent.submitted.ETH-USD", b"x", headers={"Nats-Msg-Id": str(aimed)})
+        claim = _intent("ETH-USD", "1", INJECTED) | {"intent_id": str(guess)}
+        await js.publish("intent.submitted.ETH-USD", json.dumps(claim).encode())
     other = {k: v for k, v in _intent("ETH-USD", "1", INJECTED).items() if k != "intent_id"}
     ack = await js.publish("intent.submitted.ETH-USD", json.dumps(other).encode())
-    victims = [victim["intent_id"], str(uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{ack.seq}"))]
     await _sentinel_passed(js, ops, log, ingestor)
+    assigned = (await _accepted_from(ops, log.verifier)).get(ack.seq, "not accepted")
     return {
-        "forged_msg_id": {v: dict(log.kinds[v]) for v in victims},
+        "forged_msg_id": {v: dict(log.kinds[v]) for v in (victim["intent_id"], assigned)},
+        "aimed_by_sequence": {
+            "predicted": predicted,
+            "stored_at": ack.seq,
+            "assigned": assigned,
+            "guessed": [str(g) for g in _guesses(ack.seq)],
+            "dead_letters": [
+                d.reason
+                for d in log.dead_letters
+                if (d.stream, d.stream_seq) == (t.SUBMISSIONS, ack.seq)
+            ],
+        },
         "empty_then_followers": await _replay_with_followers(js, ops, log, ingestor, EMPTY),
     }
 
@@ -321,6 +357,7 @@ async def _run_corpus(data_dir: Path) -> HostileRun:
             elsewhere_stored=await _stored_with(ops, marker),
         )
         run.after = await _after_corpus(client, ops, log, stack.components["ingestor"])
+        run.accepted_from = await _accepted_from(ops, log.verifier)
         await client.close()
         await ops.close()
         return run
@@ -379,8 +416,8 @@ def test_case_is_dead_lettered_or_rejected_with_its_named_reason(
 
 def test_no_hostile_submission_reaches_the_executor(hostile: HostileRun) -> None:
     ids = {c.intent_id for c in CASES if c.intent_id} | {
-        str(uuid.uuid5(EVENT_NAMESPACE, f"{t.SUBMISSIONS}:{q}")) for q in hostile.seq.values()
-    }  # the id the ingestor would assign to a submission without one
+        hostile.accepted_from[q] for q in hostile.seq.values() if q in hostile.accepted_from
+    }  # with the ids the ingestor assigned to those that sent none
     executed = ("risk.approved", "order.filled", "order.rejected", "ledger.posted")
     reached = {i for i in ids if any(hostile.log.kinds[i][k] for k in executed)}
     assert reached == set()
@@ -416,6 +453,17 @@ def test_forged_nats_msg_id_cannot_suppress_a_later_intent(hostile: HostileRun) 
     intent, or of one aimed at by stream sequence) is de-duplicated only against submissions."""
     victims = hostile.after["forged_msg_id"]
     assert all(kinds.get("risk.rejected") == 1 for kinds in victims.values()), victims
+
+
+def test_ids_computed_from_a_sequence_cannot_claim_another_clients_intent(
+    hostile: HostileRun,
+) -> None:
+    """The attacker predicted the victim's sequence right, claimed every id it could compute
+    from it, and the victim's intent (sent without an id) was still accepted and decided."""
+    aimed = hostile.after["aimed_by_sequence"]
+    assert aimed["stored_at"] == aimed["predicted"], aimed
+    assert aimed["dead_letters"] == [], aimed  # no intent_id_conflict
+    assert aimed["assigned"] not in aimed["guessed"], aimed
 
 
 def test_an_empty_submission_does_not_stall_the_ones_published_right_after_it(

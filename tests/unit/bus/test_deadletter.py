@@ -11,7 +11,7 @@ import pytest
 from bus.deadletter import MAX_DEAD_LETTER_BYTES, dead_letter, intent_id_hint
 from contracts import DeadLetter, Identity
 from contracts import topology as t
-from contracts.base import assigned_intent_id
+from contracts.base import submission_ref
 
 IID = uuid.UUID("5b0c7a4e-2f1d-4c3b-9a8e-7d6c5b4a3f21")
 
@@ -58,13 +58,28 @@ def test_the_id_is_fixed_by_stream_sequence_and_reason() -> None:
     assert letter(b"x").event_id != letter(b"x", stream=t.ORDERS).event_id
 
 
-def test_an_unnamed_submission_is_dead_lettered_under_the_id_the_ingestor_would_assign() -> None:
+def submission_letter(data: bytes, seq: int = 5) -> tuple[str, DeadLetter]:
     emit = dead_letter(
         agent=Identity.INGESTOR, reason="invalid_payload", error="bad",
-        subject="intent.submitted.X", headers=None, data=b"garbage",
-        stream=t.SUBMISSIONS, stream_seq=5, delivery_count=1,
+        subject="intent.submitted.X", headers=None, data=data,
+        stream=t.SUBMISSIONS, stream_seq=seq, delivery_count=1,
     )  # fmt: skip
-    assert emit.subject == f"dlq.ingestor.{assigned_intent_id(5)}"
+    assert isinstance(emit.event, DeadLetter)
+    return emit.subject, emit.event
+
+
+def test_an_unnamed_submission_is_dead_lettered_under_its_public_name() -> None:
+    subject, event = submission_letter(b"garbage", seq=5)
+    assert subject == "dlq.ingestor.00000000-0000-8000-8000-000000000005"
+    assert subject == f"dlq.ingestor.{submission_ref(5)}"
+    assert event.intent_id is None  # it never became an intent
+
+
+def test_a_submission_naming_another_submissions_public_name_is_filed_under_its_own() -> None:
+    claimed = json.dumps({"intent_id": str(submission_ref(6)), "symbol": "X"}).encode()
+    subject, event = submission_letter(claimed, seq=5)
+    assert subject == f"dlq.ingestor.{submission_ref(5)}"
+    assert event.intent_id is None
 
 
 def test_an_unnamed_message_of_another_stream_is_dead_lettered_under_none() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from contracts.base import submission_ref
 from ops.audit.chains import Verdict, evaluate
-from ops.audit.facts import Fact, assigned_intent_id, fact_of
+from ops.audit.facts import Fact, fact_of
 from tests.support.audit import Chain, Streams, submission
 
 
@@ -124,10 +125,10 @@ def test_conflicting_duplicate_submission_does_not_end_an_accepted_intent() -> N
     assert verdict.problems == []
 
 
-def test_submission_without_id_is_keyed_by_the_id_the_ingestor_assigns() -> None:
+def test_submission_without_id_goes_by_its_public_name_until_joined() -> None:
     streams = Streams()
     raw = streams.store("intent.submitted.AAPL", b"not json")
-    assert fact_of(raw).intent_id == assigned_intent_id(raw.seq)
+    assert fact_of(raw).intent_id == str(submission_ref(raw.seq))  # joined: test_audit_join
 
 
 def test_partial_replay_does_not_check_intents_begun_before_the_window() -> None:
