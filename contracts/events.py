@@ -73,6 +73,17 @@ class Analysis(Message):
     """True when the configured model failed and the offline reviewer stood in."""
     injection_flagged: bool = False
     """True when the intent's free text tried to instruct the reviewer."""
+    degraded_reason: str | None = None
+    """Why the offline reviewer stood in: `provider_timeout`, `provider_error`, `invalid_output`,
+    `circuit_open` or `budget_exhausted`; None when not degraded (and in older analyses)."""
+    provider: str | None = None
+    """The configured provider (`offline`, `openai`, `azure`, `openai_compatible`); in a
+    degraded analysis the one that failed, while `model` names the reviewer that stood in."""
+    prompt_version: str | None = None
+    """Version of the review prompt (revision and digest of its fixed text)."""
+    index_fingerprint: str | None = None
+    """Fingerprint (sha256) of the knowledge index the cited passages were retrieved from: the
+    documents, the embedding model and the splitter."""
 
 
 class IntentAccepted(IntentEvent):

@@ -133,8 +133,17 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         f"{s.INTENT_SUBMITTED}.>",
         pinned_group="intake",
     ),
+    # Reviews wait on a model (~1 s, up to its timeout): the analyst sends in-progress acks for
+    # what it holds and fetches only what its window of calls can review in half the ack wait.
+    # The server's own bound across replicas: 2,048 unacknowledged intents, 8 s of work for
+    # 256 calls of 1 s, inside the ack wait even at 3 s a call.
     ConsumerSpec(
-        INTENTS, "analyst", Identity.ANALYST, s.intent_events(s.INTENT_ACCEPTED), ack_wait_s=60.0
+        INTENTS,
+        "analyst",
+        Identity.ANALYST,
+        s.intent_events(s.INTENT_ACCEPTED),
+        ack_wait_s=60.0,
+        max_ack_pending=2048,
     ),
     ConsumerSpec(INTENTS, "risk", Identity.RISK, s.intent_events(s.INTENT_ANALYZED)),
     ConsumerSpec(ORDERS, "risk-orders", Identity.RISK, "order.>"),
