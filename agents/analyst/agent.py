@@ -1,23 +1,28 @@
 """The analyst agent: reviews accepted intents and publishes `intent.analyzed.<SYMBOL>`.
 
 Consumes `intent.accepted.*` (durable `analyst`), runs the analyst graph over each fetched
-batch, and emits one `IntentAnalyzed` per intent with a deterministic event id. The model and
-the index load in a thread at start; until then the agent reports not ready and naks.
+batch, and emits one `IntentAnalyzed` per intent with a deterministic event id, each as soon as
+its own review is done. With a remote model, batches overlap and the agent holds no more intents
+than its window of calls can review within half the consumer's ack wait (at the latency it
+observes); what it holds gets in-progress acks, so nothing is redelivered while being reviewed.
+The model and the index load in a thread at start; until then the agent reports not ready and
+naks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from agents.analyst.case import case_for
 from agents.analyst.engine import AnalystEngine
 from agents.base import Agent, Worker
 from agents.settings import Settings
-from bus import Delivery, Emit, Outcome, Rejected, Transient
-from contracts import Identity, IntentAccepted, IntentAnalyzed, parse
+from bus import Delivery, Emit, Rejected, Transient
+from bus.runtime import Pacing, Ready
+from contracts import Analysis, Identity, IntentAccepted, IntentAnalyzed, parse
 from contracts import subjects as s
 from contracts import topology as t
 
@@ -35,6 +40,8 @@ class Analyst(Agent):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.engine: AnalystEngine | None = None
+        self.consumer = t.consumer("analyst")
+        """The consumer it reads (its ack wait paces the agent)."""
 
     async def open(self) -> None:
         """Load the embedding model, the index (built on first use) and the chat model."""
@@ -44,11 +51,31 @@ class Analyst(Agent):
     def workers(self) -> Sequence[Worker]:
         return [
             Worker(
-                t.consumer("analyst"),
+                self.consumer,
                 lambda msg: parse(IntentAccepted, msg.data),
                 self.handle,
+                self.pacing(),
             )
         ]
+
+    def pacing(self) -> Pacing:
+        """In-progress acks always; with a remote model, overlapping batches bounded by what
+        the call window can review within half the ack wait."""
+        ack_wait_s = self.consumer.ack_wait_s
+        engine = self.engine
+        if engine is None or not engine.context.remote:
+            return Pacing(heartbeat=True, max_hold_s=10 * ack_wait_s)
+        ctx = engine.context
+        # The longest a review may rightly take: a call after each throttling wait, and the
+        # wait for a slot (what is held is reviewed within half the ack wait).
+        longest_s = (ctx.throttle.retries + 1) * (ctx.timeout_s + ctx.throttle.max_wait_s)
+        horizon_s = ack_wait_s / 2
+        return Pacing(
+            max_batches=ctx.window.max_calls,  # a batch holds at least one call
+            capacity=lambda: engine.capacity(horizon_s),
+            heartbeat=True,
+            max_hold_s=ack_wait_s + longest_s,
+        )
 
     async def not_ready(self) -> list[str]:
         return [] if self.engine is not None else [NOT_LOADED]
@@ -58,37 +85,45 @@ class Analyst(Agent):
         doc["analyst"] = self.engine.status() if self.engine is not None else {"mode": NOT_LOADED}
         return doc
 
-    async def handle(self, items: Sequence[Delivery[IntentAccepted]]) -> Sequence[Outcome]:
-        """Review the whole batch in one graph run; one `IntentAnalyzed` per intent."""
+    async def handle(self, items: Sequence[Delivery[IntentAccepted]]) -> AsyncIterator[Ready]:
+        """Review the batch in one graph run; yield each `IntentAnalyzed` as it is ready."""
         if self.engine is None:
-            return [Transient(NOT_LOADED)] * len(items)
-        outcomes: list[Outcome] = []
+            yield [(i, Transient(NOT_LOADED)) for i in range(len(items))]
+            return
+        mismatched: list[tuple[int, Rejected]] = []
         work: list[int] = []
         for i, item in enumerate(items):
-            outcomes.append([])  # replaced below by the rejection or the analysis
             intent = item.value.intent
             if not s.names_intent(item.subject, intent.symbol, intent.intent_id):
-                outcomes[i] = Rejected(
-                    "subject_mismatch",
-                    f"intent for {intent.symbol} arrived on {item.subject}; expected "
-                    f"{s.intent_event(s.INTENT_ACCEPTED, intent.symbol, intent.intent_id)}",
+                mismatched.append(
+                    (
+                        i,
+                        Rejected(
+                            "subject_mismatch",
+                            f"intent for {intent.symbol} arrived on {item.subject}; expected "
+                            f"{s.intent_event(s.INTENT_ACCEPTED, intent.symbol, intent.intent_id)}",
+                        ),
+                    )
                 )
             else:
                 work.append(i)
+        if mismatched:
+            yield mismatched
         state = self.trading_state
         cases = [case_for(items[i].value, state, self.settings) for i in work]
-        analyses = await self.engine.analyze(cases)
-        for i, analysis in zip(work, analyses, strict=True):
-            accepted = items[i].value
-            event = IntentAnalyzed.derive(
-                intent_id=accepted.intent_id,
-                producer=self.identity,
-                causation_id=accepted.event_id,
-                intent=accepted.intent,
-                reference_price=accepted.reference_price,
-                reference_price_ts=accepted.reference_price_ts,
-                analysis=analysis,
-            )
-            subject = s.intent_event(s.INTENT_ANALYZED, accepted.intent.symbol, accepted.intent_id)
-            outcomes[i] = [Emit(subject, event)]
-        return outcomes
+        async for reviewed in self.engine.stream(cases):
+            yield [(work[k], [self._emit(items[work[k]].value, j.analysis)]) for k, j in reviewed]
+
+    def _emit(self, accepted: IntentAccepted, analysis: Analysis) -> Emit:
+        event = IntentAnalyzed.derive(
+            intent_id=accepted.intent_id,
+            producer=self.identity,
+            causation_id=accepted.event_id,
+            intent=accepted.intent,
+            reference_price=accepted.reference_price,
+            reference_price_ts=accepted.reference_price_ts,
+            analysis=analysis,
+        )
+        return Emit(
+            s.intent_event(s.INTENT_ANALYZED, accepted.intent.symbol, accepted.intent_id), event
+        )

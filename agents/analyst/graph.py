@@ -1,16 +1,20 @@
-"""The analyst graph, run once per fetched batch of intents.
+r"""The analyst graph, run once per fetched batch of intents.
 
-    START -> retrieve -> assess -> guard -> END
+    START -> retrieve -> assess -> guard -> END        a local model: the batch in one pass
+                     \-> review (one per intent) -> END     a remote model
 
 - retrieve: a few retrieval queries per intent (order, rationale, trading state), all
   embedded in one batched call, merged round robin into the intent's top passages;
-- assess: the chat model reviews every intent (`abatch`; a remote model in chunks of bounded
-  concurrency within a time budget); skipped while the provider's circuit is open or its token
-  budget is spent;
+- assess (local model): the offline reviewer (or another local model) answers every intent;
 - guard: validates each answer, falls back to the offline reviewer (degraded) when unusable,
-  and lets hard findings (prompt injection, breached limits) only tighten the answer.
+  and lets hard findings (prompt injection, breached limits) only tighten the answer;
+- review (remote model, one task per intent, `Send`): the intent's call in the shared window of
+  calls (`calls.py`: a free slot, the circuit, the budget, throttling retries), then its guard.
+  Each review's result is streamed as soon as it is there (`stream_mode="updates"`), so one slow
+  call holds only its own intent, never the batch.
 
-The runtime dependencies (index, model, provider health) come in the `AnalystContext`.
+The runtime dependencies (index, model, provider health, the call window) come in the
+`AnalystContext`.
 """
 
 from __future__ import annotations
@@ -24,26 +28,26 @@ from typing import Annotated, Any, Protocol
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Send
 
 from agents.analyst import metrics
+from agents.analyst.calls import CallPlan, call_model
 from agents.analyst.case import ReviewCase, retrieval_queries
-from agents.analyst.guard import PROVIDER_TIMEOUT, Draft, Judgement, Skipped, judge
+from agents.analyst.guard import Draft, Judgement, Provenance, judge
 from agents.analyst.health import ProviderHealth
-from agents.analyst.prompt import render_messages
+from agents.analyst.prompt import PROMPT_VERSION, render_messages
 from agents.analyst.reviewer import OfflineReviewer
-from contracts import Analysis
-from contracts import topology as t
+from agents.analyst.spend import Spend
+from agents.analyst.throttle import ThrottlePolicy
+from agents.analyst.window import CallWindow
 from knowledge import Hit
 
-MAX_CONCURRENCY = 32
-"""Remote calls in flight at once within one batch."""
-ASSESS_BUDGET_S = t.consumer("analyst").ack_wait_s / 3
-"""Remote calls start only this long into a batch: with one call's timeout after it, the batch
-is settled well within the consumer's ack wait (60 s), so it is not redelivered meanwhile."""
+MAX_CONCURRENCY = 256
+"""Remote calls in flight at once (the default of `[analyst] max_concurrency`)."""
 
 
 class Retriever(Protocol):
@@ -70,9 +74,22 @@ class AnalystContext:
     health: ProviderHealth
     top_k: int = 4
     timeout_s: float = 20.0
-    max_concurrency: int = MAX_CONCURRENCY
-    assess_budget_s: float = ASSESS_BUDGET_S
-    """No new remote calls start after this long into a batch."""
+    window: CallWindow = field(default_factory=lambda: CallWindow(MAX_CONCURRENCY, 20.0))
+    """Remote calls in flight, shared by every batch."""
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    spend: Spend = field(default_factory=lambda: Spend({}))
+    prompt_version: str = PROMPT_VERSION
+    index_fingerprint: str | None = None
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance(self.provider, self.prompt_version, self.index_fingerprint)
+
+    @property
+    def calls(self) -> CallPlan:
+        return CallPlan(
+            self.model, self.provider, self.health, self.window, self.throttle, self.timeout_s
+        )
 
 
 @dataclass
@@ -84,20 +101,30 @@ class InputState:
 
 @dataclass
 class State(InputState):
-    """Everything the nodes produce, one entry per case, in case order."""
+    """Everything the nodes produce: one entry per case, in case order (`reviewed`: by case
+    index, in the order the reviews finished)."""
 
     hits: Annotated[list[list[Hit]], operator.add] = field(default_factory=list)
     drafts: Annotated[list[Draft], operator.add] = field(default_factory=list)
     judgements: Annotated[list[Judgement], operator.add] = field(default_factory=list)
-    analyses: Annotated[list[Analysis], operator.add] = field(default_factory=list)
+    reviewed: Annotated[list[tuple[int, Judgement]], operator.add] = field(default_factory=list)
+
+
+@dataclass
+class ReviewTask:
+    """One intent's review with a remote model: the input of a `review` task."""
+
+    index: int
+    case: ReviewCase
+    hits: list[Hit]
 
 
 @dataclass
 class OutputState:
-    """What a run returns."""
+    """What a run returns: `judgements` from the batch path, `reviewed` from the review tasks."""
 
-    analyses: list[Analysis] = field(default_factory=list)
     judgements: list[Judgement] = field(default_factory=list)
+    reviewed: list[tuple[int, Judgement]] = field(default_factory=list)
 
 
 def merge_hits(ranked: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
@@ -127,26 +154,31 @@ async def retrieve_passages(state: State, runtime: Runtime[AnalystContext]) -> d
     return {"hits": hits}
 
 
+def fan_out(state: State, runtime: Runtime[AnalystContext]) -> str | list[Send]:
+    """A remote model reviews each intent in a task of its own; a local one the whole batch."""
+    if not runtime.context.remote:
+        return "assess"
+    return [
+        Send("review", ReviewTask(i, case, hits))
+        for i, (case, hits) in enumerate(zip(state.cases, state.hits, strict=True))
+    ]
+
+
 async def assess_intents(state: State, runtime: Runtime[AnalystContext]) -> dict[str, Any]:
-    """Ask the chat model to review every intent of the batch."""
+    """Ask a local chat model to review every intent of the batch."""
     started = time.perf_counter()
     ctx = runtime.context
-    skip = ctx.health.skip_reason() if ctx.remote else None
     prompts: list[LanguageModelInput] = [
         render_messages(case, hits) for case, hits in zip(state.cases, state.hits, strict=True)
     ]
     drafts: list[Draft]
-    if skip is not None:
-        drafts = [Skipped(skip)] * len(prompts)
-    elif isinstance(ctx.model, OfflineReviewer):
+    if isinstance(ctx.model, OfflineReviewer):
         # The offline reviewer is pure and local: answer each prompt directly rather than
         # through LangChain's per-call run machinery (callbacks, tracing config), which cost
         # more than the review itself. Same prompt in, same answer out.
         drafts = [_offline_draft(ctx.model, prompt) for prompt in prompts]
-    elif not ctx.remote:
-        drafts = list(await ctx.model.abatch(prompts, return_exceptions=True))
     else:
-        drafts = await _assess_remote(prompts, ctx)
+        drafts = list(await ctx.model.abatch(prompts, return_exceptions=True))
     metrics.SECONDS.labels(stage="assess").observe(time.perf_counter() - started)
     return {"drafts": drafts}
 
@@ -160,73 +192,84 @@ def _offline_draft(model: OfflineReviewer, prompt: LanguageModelInput) -> Draft:
         return exc
 
 
-async def _assess_remote(prompts: Sequence[LanguageModelInput], ctx: AnalystContext) -> list[Draft]:
-    # Chunks of `max_concurrency` calls, each bounded by the client's timeout_s; chunks that
-    # would start after the batch budget are not sent, so a slow provider cannot hold a batch
-    # past its ack wait (they degrade with `provider_timeout`).
-    loop = asyncio.get_running_loop()
-    budget_ends = loop.time() + ctx.assess_budget_s
-    config: RunnableConfig = {"max_concurrency": ctx.max_concurrency}
-    drafts: list[Draft] = []
-    for start in range(0, len(prompts), ctx.max_concurrency):
-        chunk = list(prompts[start : start + ctx.max_concurrency])
-        if loop.time() >= budget_ends:
-            drafts.extend([Skipped(PROVIDER_TIMEOUT)] * len(chunk))
-            continue
-        try:
-            answers = await asyncio.wait_for(
-                ctx.model.abatch(chunk, config, return_exceptions=True), ctx.timeout_s + 5.0
-            )
-            drafts.extend(answers)
-        except TimeoutError as exc:  # a layer ignored the client timeout
-            drafts.extend([exc] * len(chunk))
-    return drafts
-
-
 async def guard_analyses(state: State, runtime: Runtime[AnalystContext]) -> dict[str, Any]:
     """Validate every answer; degrade to the offline reviewer where one is unusable."""
     started = time.perf_counter()
     ctx = runtime.context
     judgements = [
-        judge(case, hits, draft, label=ctx.label, remote=ctx.remote, reviewer=ctx.reviewer)
+        judge(
+            case,
+            hits,
+            draft,
+            label=ctx.label,
+            remote=ctx.remote,
+            reviewer=ctx.reviewer,
+            provenance=ctx.provenance,
+        )
         for case, hits, draft in zip(state.cases, state.hits, state.drafts, strict=True)
     ]
-    _account(judgements, ctx)
+    for judgement in judgements:
+        _account(judgement, ctx)
     metrics.SECONDS.labels(stage="guard").observe(time.perf_counter() - started)
-    return {"judgements": judgements, "analyses": [j.analysis for j in judgements]}
+    return {"judgements": judgements}
 
 
-def _account(judgements: Sequence[Judgement], ctx: AnalystContext) -> None:
-    last_reason: str | None = None
-    for j in judgements:
-        metrics.CALLS.labels(provider=ctx.provider, outcome=j.outcome).inc()
-        if j.degraded_reason is not None:
-            metrics.DEGRADED.labels(reason=j.degraded_reason).inc()
-            last_reason = j.degraded_reason
-        if j.analysis.injection_flagged:
-            metrics.INJECTIONS.inc()
-        if j.input_tokens or j.output_tokens:
-            metrics.TOKENS.labels(provider=ctx.provider, kind="input").inc(j.input_tokens)
-            metrics.TOKENS.labels(provider=ctx.provider, kind="output").inc(j.output_tokens)
-            ctx.health.add_tokens(j.input_tokens + j.output_tokens)
-        if ctx.remote and j.outcome in ("ok", "timeout", "error"):
-            ctx.health.record_call(j.outcome == "ok")
-    if judgements:
-        ctx.health.last_degraded_reason = last_reason
+async def review_intent(state: ReviewTask, runtime: Runtime[AnalystContext]) -> dict[str, Any]:
+    """Call the remote model for one intent (in the shared window), then guard its answer."""
+    started = time.perf_counter()
+    ctx = runtime.context
+    draft: Draft
+    try:
+        draft = await call_model(ctx.calls, render_messages(state.case, state.hits))
+    except Exception as exc:  # never fail the batch's other reviews: this one degrades
+        draft = exc
+    judgement = judge(
+        state.case,
+        state.hits,
+        draft,
+        label=ctx.label,
+        remote=ctx.remote,
+        reviewer=ctx.reviewer,
+        provenance=ctx.provenance,
+    )
+    _account(judgement, ctx)
+    metrics.SECONDS.labels(stage="review").observe(time.perf_counter() - started)
+    return {"reviewed": [(state.index, judgement)]}
+
+
+def _account(j: Judgement, ctx: AnalystContext) -> None:
+    metrics.CALLS.labels(provider=ctx.provider, outcome=j.outcome).inc()
+    if j.degraded_reason is not None:
+        metrics.DEGRADED.labels(reason=j.degraded_reason).inc()
+    if j.analysis.injection_flagged:
+        metrics.INJECTIONS.inc()
+    if j.input_tokens or j.output_tokens:
+        model = j.served_model or ctx.label
+        metrics.TOKENS.labels(provider=ctx.provider, model=model, kind="input").inc(j.input_tokens)
+        metrics.TOKENS.labels(provider=ctx.provider, model=model, kind="output").inc(
+            j.output_tokens
+        )
+        cost = ctx.spend.record(model, j.input_tokens, j.output_tokens)
+        if cost is not None:
+            metrics.COST.labels(provider=ctx.provider, model=model).inc(float(cost))
+        ctx.health.add_tokens(j.input_tokens + j.output_tokens)
+    ctx.health.last_degraded_reason = j.degraded_reason
 
 
 def build_graph() -> CompiledStateGraph[State, AnalystContext, InputState, OutputState]:
-    """Compile `START -> retrieve -> assess -> guard -> END`."""
+    """Compile the graph of the module docstring."""
     builder = StateGraph(
         State, context_schema=AnalystContext, input_schema=InputState, output_schema=OutputState
     )
     builder.add_node("retrieve", retrieve_passages)
     builder.add_node("assess", assess_intents)
     builder.add_node("guard", guard_analyses)
+    builder.add_node("review", review_intent, input_schema=ReviewTask)
     builder.add_edge(START, "retrieve")
-    builder.add_edge("retrieve", "assess")
+    builder.add_conditional_edges("retrieve", fan_out, ["assess", "review"])
     builder.add_edge("assess", "guard")
     builder.add_edge("guard", END)
+    builder.add_edge("review", END)
     return builder.compile(name="analyst")
 
 

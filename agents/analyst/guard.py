@@ -1,9 +1,10 @@
 """The guard: turn a model's answer into an `Analysis`, or fall back to the offline reviewer.
 
 Per intent:
-1. a timeout, an error, a skipped call or an unusable answer (not JSON, a missing field, a
-   confidence outside 0..1, a citation of a passage not retrieved) is replaced by the offline
-   reviewer's analysis, marked `degraded=True` with the reason: never a silent approval;
+1. a timeout, an error (a 429 still there after every retry included), a skipped call (circuit
+   open, budget spent) or an unusable answer (not JSON, a missing field, a confidence outside
+   0..1, a citation of a passage not retrieved) is replaced by the offline reviewer's analysis,
+   marked `degraded=True` with the reason: never a silent approval. Nothing else degrades;
 2. the hard findings of the rules (injected instructions, a halt, a breached limit) can only
    make the answer more restrictive: such an intent is a `reject` with confidence >= 0.95,
    whatever the model said. The analyst vetoes; it never approves past a limit.
@@ -27,6 +28,7 @@ from agents.analyst.rules import (
     pick_citations,
     truncate,
 )
+from agents.analyst.throttle import ThrottledOut
 from contracts import Analysis, Citation, Recommendation
 from knowledge import Hit
 
@@ -56,15 +58,27 @@ Draft = BaseMessage | Skipped | BaseException
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What an analysis records about how it was made, besides the model that answered."""
+
+    provider: str
+    """The configured provider."""
+    prompt_version: str
+    index_fingerprint: str | None
+
+
+@dataclass(frozen=True)
 class Judgement:
     """The guarded analysis of one intent and how it came about."""
 
     analysis: Analysis
     outcome: str
-    """The model call: `ok`, `timeout`, `error`, `invalid_output` or `skipped`."""
+    """The model call: `ok`, `timeout`, `error`, `throttled`, `invalid_output` or `skipped`."""
     degraded_reason: str | None
     input_tokens: int = 0
     output_tokens: int = 0
+    served_model: str | None = None
+    """The model name the provider answered with (whose tokens these are)."""
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -127,6 +141,7 @@ def judge(
     label: str,
     remote: bool,
     reviewer: OfflineReviewer,
+    provenance: Provenance,
 ) -> Judgement:
     """Validate one draft answer and return the analysis to publish.
 
@@ -138,11 +153,14 @@ def judge(
     outcome, reason, detail = "ok", None, ""
     input_tokens = output_tokens = 0
     model_name = label
+    served: str | None = None
     if isinstance(draft, Skipped):
         outcome, reason = "skipped", draft.reason
     elif isinstance(draft, BaseException):
         timeout = is_timeout(draft)
         outcome = "timeout" if timeout else "error"
+        if isinstance(draft, ThrottledOut):
+            outcome = "throttled"
         reason = PROVIDER_TIMEOUT if timeout else PROVIDER_ERROR
         detail = f"{type(draft).__name__}: {draft}"[:200]
     else:
@@ -167,5 +185,10 @@ def judge(
         model=model_name,
         degraded=reason is not None,
         injection_flagged=PROMPT_INJECTION in output.flags,
+        degraded_reason=reason,
+        provider=provenance.provider,
+        prompt_version=provenance.prompt_version,
+        index_fingerprint=provenance.index_fingerprint,
     )
-    return Judgement(analysis, outcome, reason, input_tokens, output_tokens)
+    billed = served or (label.split(":", 1)[-1] if remote else None)
+    return Judgement(analysis, outcome, reason, input_tokens, output_tokens, billed)

@@ -1,8 +1,9 @@
 """The chat model behind the analyst, chosen by `settings.analyst.provider`.
 
 `offline` is the deterministic reviewer. `openai`, `azure` and `openai_compatible` go through
-langchain-openai with the configured timeout, no client retries (the fallback is immediate, see
-`llm-provider-outage-runbook.md`) and JSON mode requested from the server.
+langchain-openai with the configured timeout, no client retries and JSON mode requested from the
+server. The analyst retries a throttled call itself (`calls.py`: it counts the 429s and narrows
+its window of calls); any other failure falls back to the offline reviewer at once.
 """
 
 from __future__ import annotations

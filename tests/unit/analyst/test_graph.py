@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,22 +15,40 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from prometheus_client import REGISTRY
 
 from agents.analyst.case import ReviewCase
-from agents.analyst.config import AnalystSettings
+from agents.analyst.config import AnalystSettings, ModelPrice
 from agents.analyst.engine import AnalystEngine
 from agents.analyst.graph import AnalystContext, graph, merge_hits
 from agents.analyst.health import ProviderHealth
 from agents.analyst.prompt import parse_review_prompt
 from agents.analyst.reviewer import OfflineReviewer
+from agents.analyst.spend import Spend
+from agents.analyst.throttle import ThrottlePolicy
+from agents.analyst.window import CallWindow
 from contracts import Recommendation, TradingState
 from knowledge import DEFAULT_DOCS_DIR, KnowledgeIndex
 from tests.support.analyst import INJECTION, hits, make_case
 from tests.support.knowledge import HashEncoder
 
 
+class Throttled(Exception):
+    """What openai raises for a 429: a status code and the response's headers."""
+
+    status_code = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, retry_after: str = "0") -> None:
+        super().__init__("Error code: 429 - rate limited")
+        self.response = SimpleNamespace(headers={"retry-after": retry_after})
+
+
 class ScriptedModel(BaseChatModel):
     """A remote model stand-in whose behaviour is chosen by the intent's strategy name."""
 
     calls: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0
+    throttles_left: int = 0
+    """Answer this many calls (of any intent) with a 429 first."""
 
     @property
     def _llm_type(self) -> str:
@@ -41,12 +61,23 @@ class ScriptedModel(BaseChatModel):
         self, messages: list[BaseMessage], *args: Any, **kwargs: Any
     ) -> ChatResult:
         self.calls += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer(messages)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, messages: list[BaseMessage]) -> ChatResult:
         case, passages = parse_review_prompt(messages)
         behaviour = case.intent.strategy or "ok"
+        if behaviour == "throttled" or self.throttles_left > 0:
+            self.throttles_left -= 1
+            raise Throttled()
         if behaviour == "timeout":
             raise TimeoutError("no answer in time")
-        if behaviour == "slow":
-            await asyncio.sleep(0.2)
+        if behaviour.startswith("slow"):
+            await asyncio.sleep(float(behaviour.removeprefix("slow") or 0.2))
         if behaviour == "error":
             raise RuntimeError("HTTP 500 from provider")
         content = (
@@ -78,7 +109,9 @@ def index(encoder: HashEncoder, tmp_path_factory: pytest.TempPathFactory) -> Kno
     return KnowledgeIndex.open(tmp_path_factory.mktemp("kn"), DEFAULT_DOCS_DIR, encoder)
 
 
-def scripted_engine(index: KnowledgeIndex, model: ScriptedModel, **overrides: Any) -> AnalystEngine:
+def scripted_engine(
+    index: KnowledgeIndex, model: ScriptedModel, calls: int = 8, **overrides: Any
+) -> AnalystEngine:
     return AnalystEngine(
         AnalystContext(
             retriever=index,
@@ -87,7 +120,9 @@ def scripted_engine(index: KnowledgeIndex, model: ScriptedModel, **overrides: An
             provider="openai_compatible",
             remote=True,
             reviewer=OfflineReviewer(),
-            health=ProviderHealth(max_tokens_per_day=1_000_000),
+            health=overrides.pop("health", ProviderHealth(max_tokens_per_day=1_000_000)),
+            window=CallWindow(calls, latency_s=1.0),
+            throttle=ThrottlePolicy(retries=3, max_wait_s=5.0, rand=lambda: 0.0),
             **overrides,
         )
     )
@@ -97,7 +132,7 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_graph_topology_is_retrieve_assess_guard() -> None:
+def test_graph_reviews_a_batch_locally_or_each_intent_remotely() -> None:
     edges = {(e.source, e.target) for e in graph.get_graph().edges}
 
     assert edges == {
@@ -105,6 +140,8 @@ def test_graph_topology_is_retrieve_assess_guard() -> None:
         ("retrieve", "assess"),
         ("assess", "guard"),
         ("guard", "__end__"),
+        ("retrieve", "review"),
+        ("review", "__end__"),
     }
 
 
@@ -142,7 +179,10 @@ async def test_each_intent_of_a_batch_degrades_on_its_own_failure(index: Knowled
     before = {r: metric("tradeops_analyst_degraded_total", reason=r) for r in
               ("provider_timeout", "provider_error", "invalid_output")}  # fmt: skip
     tokens_before = metric(
-        "tradeops_analyst_tokens_total", provider="openai_compatible", kind="input"
+        "tradeops_analyst_tokens_total",
+        provider="openai_compatible",
+        model="scripted",
+        kind="input",
     )
 
     judgements = await engine.review(
@@ -161,7 +201,12 @@ async def test_each_intent_of_a_batch_degrades_on_its_own_failure(index: Knowled
     for reason, value in before.items():
         assert metric("tradeops_analyst_degraded_total", reason=reason) == value + 1
     assert (
-        metric("tradeops_analyst_tokens_total", provider="openai_compatible", kind="input")
+        metric(
+            "tradeops_analyst_tokens_total",
+            provider="openai_compatible",
+            model="scripted",
+            kind="input",
+        )
         == tokens_before + 200  # the garbage answer used tokens too
     )
 
@@ -182,17 +227,87 @@ async def test_after_five_failures_the_provider_is_not_called_for_the_cooldown(
     assert engine.status()["mode"] == "degraded"
 
 
-async def test_remote_calls_stop_starting_once_the_batch_budget_is_spent(
+async def test_a_slow_call_holds_only_its_own_intent(index: KnowledgeIndex) -> None:
+    engine = scripted_engine(index, ScriptedModel())
+    order: list[int] = []
+
+    async for reviewed in engine.stream([make_case(strategy=s) for s in ("slow0.5", "ok", "ok")]):
+        order.extend(i for i, _ in reviewed)
+
+    assert order == [1, 2, 0]
+
+
+async def test_calls_wait_for_a_slot_in_the_window_and_never_degrade_for_it(
     index: KnowledgeIndex,
 ) -> None:
     model = ScriptedModel()
-    engine = scripted_engine(index, model, max_concurrency=2, assess_budget_s=0.1)
+    engine = scripted_engine(index, model, calls=3)
 
-    judgements = await engine.review([make_case(strategy="slow") for _ in range(6)])
+    judgements = await engine.review([make_case(strategy="slow0.05") for _ in range(12)])
 
-    assert model.calls == 2  # the first chunk of two; the rest would overrun the budget
-    assert [j.degraded_reason for j in judgements] == [None] * 2 + ["provider_timeout"] * 4
-    assert [j.outcome for j in judgements[2:]] == ["skipped"] * 4
+    assert model.most_in_flight == 3 and model.calls == 12
+    assert [j.degraded_reason for j in judgements] == [None] * 12
+
+
+async def test_a_throttled_call_is_retried_halves_the_window_and_never_opens_the_circuit(
+    index: KnowledgeIndex,
+) -> None:
+    model = ScriptedModel(throttles_left=6)  # more 429s than the circuit's threshold of 5
+    engine = scripted_engine(index, model, calls=8)
+    throttled = metric("tradeops_analyst_throttled_total", provider="openai_compatible")
+
+    judgements = await engine.review([make_case(strategy="ok") for _ in range(4)])
+
+    assert [j.degraded_reason for j in judgements] == [None] * 4
+    assert metric("tradeops_analyst_throttled_total", provider="openai_compatible") == (
+        throttled + 6
+    )
+    ctx = engine.context
+    assert ctx.health.consecutive_failures == 0 and ctx.health.skip_reason() is None
+    assert ctx.window.throttled == 6 and ctx.window.round >= 1
+
+
+async def test_a_call_throttled_past_its_retries_degrades_as_a_provider_error(
+    index: KnowledgeIndex,
+) -> None:
+    engine = scripted_engine(index, ScriptedModel())
+
+    (judgement,) = await engine.review([make_case(strategy="throttled")])
+
+    assert judgement.degraded_reason == "provider_error" and judgement.outcome == "throttled"
+    assert "throttled 4 times" in judgement.analysis.rationale
+    assert engine.context.health.consecutive_failures == 0
+
+
+async def test_once_the_budget_is_spent_the_provider_is_not_called(index: KnowledgeIndex) -> None:
+    model = ScriptedModel()
+    health = ProviderHealth(max_tokens_per_day=100)
+    engine = scripted_engine(index, model, calls=1, health=health)
+
+    judgements = await engine.review([make_case(strategy="ok") for _ in range(3)])
+
+    assert model.calls == 1  # its 120 tokens spent the budget of 100
+    assert [j.degraded_reason for j in judgements] == [None, "budget_exhausted", "budget_exhausted"]
+    assert all(j.analysis.degraded for j in judgements[1:])
+
+
+async def test_tokens_and_cost_are_counted_per_model(index: KnowledgeIndex) -> None:
+    prices = {"scripted": ModelPrice(input_per_1k_usd=Decimal(1), output_per_1k_usd=Decimal(2))}
+    engine = scripted_engine(index, ScriptedModel(), spend=Spend(prices))
+    cost = metric("tradeops_analyst_cost_usd_total", provider="openai_compatible", model="scripted")
+
+    await engine.review([make_case(strategy="ok"), make_case(strategy="ok")])
+
+    spent = engine.status()["spend"]
+    assert spent["models"]["scripted"] == {
+        "calls": 2,
+        "input_tokens": 200,
+        "output_tokens": 40,
+        "cost_usd": "0.280000",  # 2 x (100 x 1 + 20 x 2) / 1000
+    }
+    assert metric(
+        "tradeops_analyst_cost_usd_total", provider="openai_compatible", model="scripted"
+    ) == pytest.approx(cost + 0.28)
 
 
 def test_merge_takes_each_querys_best_in_turn_without_repeats() -> None:

@@ -10,8 +10,9 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from agents.analyst.case import ReviewCase
-from agents.analyst.guard import Draft, Judgement, Skipped, judge
+from agents.analyst.guard import Draft, Judgement, Provenance, Skipped, judge
 from agents.analyst.reviewer import OFFLINE_MODEL, OfflineReviewer
+from agents.analyst.throttle import ThrottledOut
 from contracts import Recommendation
 from tests.support.analyst import (
     APPROVE_REF,
@@ -25,6 +26,7 @@ from tests.support.analyst import (
 
 RETRIEVED = hits(APPROVE_REF, ORDER_SIZE_REF, INJECTION_REF, VAGUE_REF)
 LABEL = "openai_compatible:test-model"
+PROVENANCE = Provenance("openai_compatible", "1.prompt-digest", "index-fingerprint")
 
 
 def answer(**fields: object) -> AIMessage:
@@ -50,6 +52,7 @@ def run(draft: Draft, case: ReviewCase | None = None) -> Judgement:
         label=LABEL,
         remote=True,
         reviewer=OfflineReviewer(),
+        provenance=PROVENANCE,
     )
 
 
@@ -64,6 +67,18 @@ def test_usable_answer_is_published_as_the_models_analysis() -> None:
         ("analyst-review-guidelines.md", "When to recommend approve", 0.8)
     ]
     assert (judgement.input_tokens, judgement.output_tokens) == (700, 60)
+    assert judgement.served_model == "test-model-2025"
+
+
+@pytest.mark.parametrize("draft", [answer(), RuntimeError("HTTP 500"), Skipped("circuit_open")])
+def test_every_analysis_records_provider_prompt_version_and_index_fingerprint(
+    draft: Draft,
+) -> None:
+    analysis = run(draft).analysis
+
+    assert analysis.provider == "openai_compatible"
+    assert analysis.prompt_version == "1.prompt-digest"
+    assert analysis.index_fingerprint == "index-fingerprint"
 
 
 def test_citation_objects_are_accepted_as_well_as_refs() -> None:
@@ -100,6 +115,7 @@ def test_fenced_json_answer_is_accepted() -> None:
             "invalid_output",
             "invalid_output",
         ),
+        (ThrottledOut("throttled 7 times"), "provider_error", "throttled"),
         (Skipped("circuit_open"), "circuit_open", "skipped"),
         (Skipped("budget_exhausted"), "budget_exhausted", "skipped"),
     ],
@@ -111,6 +127,7 @@ def test_failure_or_unusable_answer_degrades_to_the_offline_reviewer(
 
     analysis = judgement.analysis
     assert analysis.degraded and judgement.degraded_reason == reason
+    assert analysis.degraded_reason == reason
     assert judgement.outcome == outcome
     assert analysis.model == OFFLINE_MODEL
     assert analysis.rationale.startswith(f"[degraded: {reason}")

@@ -53,3 +53,33 @@ def test_budget_spent_skips_the_provider_until_the_next_utc_day() -> None:
 
     day[0] = date(2025, 1, 7)
     assert health.skip_reason() is None and health.tokens_today == 0
+
+
+def test_after_the_cooldown_one_probe_at_a_time_and_its_answer_decides() -> None:
+    clock = Clock()
+    health = ProviderHealth(max_tokens_per_day=1000, clock=clock)
+    for _ in range(5):
+        health.record_call(ok=False)
+    clock.now += 60.0
+
+    assert health.skip_reason() is None and health.start_call()  # the probe
+    assert health.skip_reason() == CIRCUIT_OPEN  # the others while it is out
+    health.record_call(ok=False)
+    assert health.skip_reason() == CIRCUIT_OPEN  # open again for a cooldown
+    clock.now += 60.0
+    assert health.start_call()
+    health.record_call(ok=True)
+    assert health.skip_reason() is None and not health.start_call()
+
+
+def test_a_probe_that_was_throttled_leaves_the_next_call_to_probe() -> None:
+    clock = Clock()
+    health = ProviderHealth(max_tokens_per_day=1000, clock=clock)
+    for _ in range(5):
+        health.record_call(ok=False)
+    clock.now += 60.0
+    assert health.start_call()
+
+    health.end_probe()
+
+    assert health.skip_reason() is None and health.start_call()
