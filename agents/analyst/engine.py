@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.analyst import metrics
 from agents.analyst.case import ReviewCase
 from agents.analyst.config import AnalystSettings
 from agents.analyst.graph import AnalystContext, InputState, Retriever, graph
@@ -77,8 +76,6 @@ class AnalystEngine:
         )
         if choice.remote:
             health.watch()
-            metrics.WINDOW.set_function(lambda: window.limit)
-            metrics.IN_FLIGHT.set_function(lambda: window.in_flight)
         return cls(context)
 
     @classmethod

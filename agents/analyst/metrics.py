@@ -42,14 +42,6 @@ THROTTLED = Counter(
     "counted as failures.",
     ["provider"],
 )
-WINDOW = Gauge(
-    "tradeops_analyst_window_calls",
-    "Model calls allowed in flight now (the window: halved on a 429, +1 per answer).",
-)
-IN_FLIGHT = Gauge(
-    "tradeops_analyst_calls_in_flight",
-    "Model calls in flight now.",
-)
 BUDGET_USED = Gauge(
     "tradeops_analyst_budget_used_tokens",
     "Tokens counted against today's (UTC) token budget.",
