@@ -9,7 +9,6 @@ believed (the ingestor refuses it): its dead letter too is filed under its own s
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -32,9 +31,6 @@ class MaxDeliveriesAdvisory(BaseModel):
     consumer: str
     stream_seq: int
     deliveries: int
-
-
-MAX_DEAD_LETTER_BYTES = 256 * 1024
 
 
 def intent_id_hint(data: bytes) -> uuid.UUID | None:
@@ -61,20 +57,12 @@ def dead_letter(
 ) -> Emit:
     """Build the dead letter of one message; its id is fixed by (stream, sequence, reason).
 
-    A payload too large to fit in a dead letter under the server's max_payload keeps its first
-    MAX_DEAD_LETTER_BYTES; the error says so, with the digest, and the full message stays in
-    its stream at `stream_seq`.
+    The original is not copied: it stays stored in `stream` at `stream_seq`, and the dead letter
+    names it there with its size and SHA-256 (`tradeops dlq show` and `retry` read it back and
+    check the digest). A dead letter so costs a few hundred bytes whatever the original's size,
+    and a flood of oversized submissions does not fill DLQ as well as SUBMISSIONS.
     """
-    if len(data) > MAX_DEAD_LETTER_BYTES:
-        digest = hashlib.sha256(data).hexdigest()
-        error = (
-            f"{error} [original truncated to {MAX_DEAD_LETTER_BYTES} of {len(data)} bytes, "
-            f"sha256 {digest}; the full message is {stream} #{stream_seq}]"
-        )
-        hint = intent_id or intent_id_hint(data)
-        data = data[:MAX_DEAD_LETTER_BYTES]
-    else:
-        hint = intent_id or intent_id_hint(data)
+    hint = intent_id or intent_id_hint(data)
     if stream == SUBMISSIONS and hint is not None and is_submission_ref(hint):
         hint = None  # a client may not name another submission
     event = DeadLetter(
@@ -85,7 +73,8 @@ def dead_letter(
         error=error[:4000] if len(error) <= 4000 else error[:3800] + " ... " + error[-195:],
         original_subject=subject,
         original_headers=dict(headers or {}),
-        original_data_b64=base64.b64encode(data).decode(),
+        original_size=len(data),
+        original_sha256=hashlib.sha256(data).hexdigest(),
         stream=stream,
         stream_seq=stream_seq,
         delivery_count=delivery_count,

@@ -50,6 +50,8 @@ WIDEN = 4
 
 Key = tuple[str, int]
 Statuses = dict[Key, tuple[SignatureStatus, str | None]]
+Originals = dict[Key, bytes]
+"""Stored submissions by (stream, sequence), read back for the dead letters that refer to them."""
 
 
 # -- the join (pure but for the verifier) ------------------------------------------------------
@@ -85,6 +87,7 @@ def judge_intent(
     msgs: Sequence[StoredMsg],
     statuses: Statuses,
     intent_of: dict[Key, str | None] | None = None,
+    originals: Originals | None = None,
 ) -> IntentRow | None:
     """Return the row of one intent from its stored messages in the window (None when it did
     not enter in the window). `statuses` holds the signature check of every signed message."""
@@ -105,7 +108,7 @@ def judge_intent(
     if entry is None:
         return None
     row = IntentRow(iid, stored[entry.key].timestamp, _symbol_of(entry))
-    terms = entry.terms or _submitted_terms(stored[entry.key])
+    terms = entry.terms or _submitted_terms(stored[entry.key], originals or {})
     if terms is not None:
         row.account, row.side, row.quantity = terms[0], terms[2], str(terms[3])
         row.symbol = row.symbol or terms[1]
@@ -136,13 +139,37 @@ def _symbol_of(entry: Fact) -> str | None:
     return s.last_token(origin) if origin.count(".") == 2 else None
 
 
-def _submitted_terms(dead_letter: StoredMsg) -> Terms | None:
-    """The terms of a refused submission, from the bytes its dead letter carries."""
+def _submitted_terms(dead_letter: StoredMsg, originals: Originals) -> Terms | None:
+    """The terms of a refused submission: from the bytes its dead letter carries (older ones),
+    else from the submission it refers to, read back (`_referred_originals`)."""
     try:
         body = json.loads(dead_letter.data)
-        return terms_of(json.loads(base64.b64decode(body["original_data_b64"])))
-    except (ValueError, KeyError, TypeError, RecursionError):
+        if body.get("original_data_b64"):
+            return terms_of(json.loads(base64.b64decode(body["original_data_b64"])))
+        original = originals.get((body["stream"], body["stream_seq"]))
+        return terms_of(json.loads(original)) if original is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
+
+
+def _referred(msg: StoredMsg) -> Key | None:
+    """Where an ingestor dead letter's original is stored, when it does not carry it."""
+    if kind_of(msg.subject) != DEAD_LETTER or not msg.subject.startswith("dlq.ingestor."):
+        return None
+    try:
+        body = json.loads(msg.data)
+        if body.get("original_data_b64"):
+            return None
+        return str(body["stream"]), int(body["stream_seq"])
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None
+
+
+async def _referred_originals(nc: NATS, msgs: Sequence[StoredMsg], timeout_s: float) -> Originals:
+    """The submissions the window's ingestor dead letters refer to (one get per letter)."""
+    places = [key for key in map(_referred, msgs) if key is not None]
+    found = await asyncio.gather(*(read_one(nc, st, q, timeout_s=timeout_s) for st, q in places))
+    return {place: got.data for place, got in zip(places, found, strict=True) if got is not None}
 
 
 def _reasons(data: bytes) -> list[str]:
@@ -171,6 +198,7 @@ def select(
     verifier: Verifier,
     statuses: Statuses | None = None,
     intent_of: dict[Key, str | None] | None = None,
+    originals: Originals | None = None,
 ) -> tuple[list[IntentRow], bool]:
     """Return the newest `query.limit` matching intents of `msgs`, and whether more match."""
     statuses = {} if statuses is None else statuses
@@ -184,7 +212,7 @@ def select(
     rows: list[IntentRow] = []
     for iid in sorted(entered, key=lambda i: entered[i], reverse=True):
         check_signatures(grouped[iid], verifier, statuses)
-        row = judge_intent(iid, grouped[iid], statuses, intent_of)
+        row = judge_intent(iid, grouped[iid], statuses, intent_of, originals)
         if row is None or not query.matches(row):
             continue
         if len(rows) == query.limit:
@@ -257,14 +285,16 @@ async def list_intents(
         return IntentListing(query, query.since, [], False)
     statuses: Statuses = {}
     intent_of: dict[Key, str | None] = {}
+    originals: Originals = {}
     msgs: list[StoredMsg] = []
     span, end = FIRST_SPAN, None
     while True:
         start = max(query.since, now - span)
         older = await read_window(nc, query, start, end, timeout_s=timeout_s)
         intent_of |= await _retry_destinations(nc, older, timeout_s)
+        originals |= await _referred_originals(nc, older, timeout_s)
         msgs = older + msgs
-        rows, more = select(msgs, query, verifier, statuses, intent_of)
+        rows, more = select(msgs, query, verifier, statuses, intent_of, originals)
         if len(rows) >= query.limit or start <= query.since:
             return IntentListing(query, start, rows, more)
         span, end = span * WIDEN, start

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from contracts import topology as t
 from contracts.topology import ConsumerSpec
 from ops.stack.natsd import NatsServer
 from tests.support.agents import ConnectAs
+from tests.support.deadletters import refers_to
 from tests.support.pipeline import (
     accept,
     count_subject,
@@ -132,7 +132,7 @@ async def test_poison_message_lands_in_dead_letter_stream_with_original_bytes_an
     # Assert: the dead letter carries the exact bytes, the reason and the failing fields.
     [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor.*")
     letter = DeadLetter.model_validate_json(msg.data)
-    assert base64.b64decode(letter.original_data_b64) == poison
+    assert refers_to(letter, poison)
     assert letter.reason == "invalid_payload"
     assert "quantity" in letter.error and "x: Extra inputs are not permitted" in letter.error
     assert letter.original_subject == "intent.submitted.AAPL"
@@ -180,7 +180,7 @@ async def test_message_failing_every_delivery_is_dead_lettered_from_the_max_deli
     letter = DeadLetter.model_validate_json(msg.data)
     assert letter.reason == "max_deliveries"
     assert letter.delivery_count == 2
-    assert base64.b64decode(letter.original_data_b64) == payload
+    assert refers_to(letter, payload)
     assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.AAPL.*") == 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 
@@ -14,6 +13,7 @@ from agents.settings import Settings
 from contracts import DeadLetter, Identity, IntentAccepted, MarketTick
 from contracts import topology as t
 from tests.support.agents import ConnectAs, run_agent, stop_agent
+from tests.support.deadletters import refers_to
 from tests.support.pipeline import count_subject, eventually, read_subject
 
 pytestmark = pytest.mark.integration
@@ -125,7 +125,7 @@ async def test_bad_submission_is_dead_lettered_with_its_reason_and_exact_bytes(
     [msg] = await read_subject(ops_nc, t.DLQ, "dlq.ingestor.*")
     letter = DeadLetter.model_validate_json(msg.data)
     assert letter.reason == reason
-    assert base64.b64decode(letter.original_data_b64) == payload
+    assert refers_to(letter, payload)
     assert (letter.stream, letter.stream_seq) == (t.SUBMISSIONS, ack.seq)
     assert await count_subject(ops_nc, t.INTENTS, "intent.accepted.>") == 0
 
