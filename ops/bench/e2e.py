@@ -15,10 +15,11 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -36,10 +37,15 @@ LOW_RATE_PER_S = 50.0
 
 
 @asynccontextmanager
-async def bench_stack() -> AsyncIterator[EmbeddedStack]:
+async def bench_stack(analyst: Mapping[str, Any] | None = None) -> AsyncIterator[EmbeddedStack]:
+    """The open universe on a throw-away stack; `analyst`: its `[analyst]` table, if not offline."""
     base = Path(tempfile.mkdtemp(prefix="tradeops-bench-"))
     write_scratch_config(
-        base, accounts={"paper-1": OPEN_CASH_USD}, prices=OPEN_PRICES, limits=OPEN_LIMITS
+        base,
+        accounts={"paper-1": OPEN_CASH_USD},
+        prices=OPEN_PRICES,
+        limits=OPEN_LIMITS,
+        analyst=analyst,
     )
     try:
         async with EmbeddedStack(load_settings(base)).running() as stack:
@@ -48,12 +54,19 @@ async def bench_stack() -> AsyncIterator[EmbeddedStack]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _payload(n: int) -> tuple[str, str, bytes]:
+RationaleSource = Iterator[str]
+"""Where intents take their rationale from, one per intent; None: intents without one."""
+
+
+def intent_payload(n: int, rationales: RationaleSource | None = None) -> tuple[str, str, bytes]:
+    """The n-th intent of a load: (intent id, subject, payload); small alternating orders."""
     iid = str(uuid.uuid4())
     symbol = SYMBOLS[n % 2]
     side = "buy" if n % 4 < 2 else "sell"
     body = {"intent_id": iid, "account": "paper-1", "symbol": symbol, "side": side,
             "quantity": "0.01"}  # fmt: skip
+    if rationales is not None:
+        body["rationale"] = next(rationales)
     return iid, f"intent.submitted.{symbol}", json.dumps(body).encode()
 
 
@@ -149,7 +162,8 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile of `values` (nearest rank, as every e2e figure reads it)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -160,24 +174,43 @@ async def _watch(ops: NATS, expected: int) -> PostedWatch:
     return watch
 
 
-async def max_throughput(client: NATS, ops: NATS, n: int) -> tuple[float, float]:
-    """Publish n intents as fast as the client can; time until the n-th is posted."""
+async def max_throughput(
+    client: NATS,
+    ops: NATS,
+    n: int,
+    rationales: RationaleSource | None = None,
+    timeout_s: float | None = None,
+) -> tuple[float, float]:
+    """Publish n intents as fast as the client can; time until the n-th is posted.
+
+    `timeout_s`: how long to wait for the n-th (default: 120 s or n / 50 s, whichever is longer).
+    """
     watch = await _watch(ops, n)
     js = client.jetstream()
     started = time.perf_counter()
     futures = []
     for i in range(n):
-        iid, subject, payload = _payload(i)
+        iid, subject, payload = intent_payload(i, rationales)
         watch.sent[iid] = time.perf_counter()
         futures.append(await js.publish_async(subject, payload))
     await asyncio.gather(*futures)
-    await asyncio.wait_for(watch.done.wait(), timeout=max(120.0, n / 50))
+    await asyncio.wait_for(watch.done.wait(), timeout=timeout_s or max(120.0, n / 50))
     elapsed = time.perf_counter() - started
     return n / elapsed, elapsed
 
 
-async def paced_latency(client: NATS, ops: NATS, rate: float, seconds: float) -> PostedWatch:
-    """Publish at a fixed rate; return per-intent submitted -> posted latencies."""
+async def paced_latency(
+    client: NATS,
+    ops: NATS,
+    rate: float,
+    seconds: float,
+    rationales: RationaleSource | None = None,
+    timeout_s: float = 120.0,
+) -> PostedWatch:
+    """Publish at a fixed rate; return per-intent submitted -> posted latencies.
+
+    `timeout_s`: how long to wait for the last one after the last is published.
+    """
     n = int(rate * seconds)
     watch = await _watch(ops, n)
     js = client.jetstream()
@@ -187,10 +220,10 @@ async def paced_latency(client: NATS, ops: NATS, rate: float, seconds: float) ->
         delay = target - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        iid, subject, payload = _payload(i)
+        iid, subject, payload = intent_payload(i, rationales)
         watch.sent[iid] = time.perf_counter()
         await js.publish_async(subject, payload)
-    await asyncio.wait_for(watch.done.wait(), timeout=120)
+    await asyncio.wait_for(watch.done.wait(), timeout=timeout_s)
     return watch
 
 
@@ -228,12 +261,12 @@ async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2ER
         paced_rate_per_s=paced_rate,
         paced_count=len(paced.latencies_ms),
         p50_ms=statistics.median(paced.latencies_ms),
-        p99_ms=_pct(paced.latencies_ms, 0.99),
+        p99_ms=percentile(paced.latencies_ms, 0.99),
         low_p50_ms=statistics.median(low.latencies_ms),
-        low_p99_ms=_pct(low.latencies_ms, 0.99),
+        low_p99_ms=percentile(low.latencies_ms, 0.99),
         high_rate_per_s=0.8 * rate,
         high_p50_ms=statistics.median(high.latencies_ms),
-        high_p99_ms=_pct(high.latencies_ms, 0.99),
+        high_p99_ms=percentile(high.latencies_ms, 0.99),
         ready_after_s=ready_after_s,
         rss_mib=memory,
         paced_cpu=probe.share,

@@ -57,6 +57,7 @@ def write_scratch_config(
     accounts: Mapping[str, str] | None = None,
     prices: Mapping[str, str] | None = None,
     storage: Mapping[str, Any] | None = None,
+    analyst: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write `<data_dir>/tradeops.toml` for a throw-away stack (creating the dir); return it.
 
@@ -65,7 +66,8 @@ def write_scratch_config(
     their defaults). `accounts`: name to starting cash in USD, replacing the default accounts.
     `prices`: symbol to start price, replacing the default instruments by open ones
     (`open_instrument`). `storage`: the `[storage]` table (stream limits by name under
-    `streams`), its metrics port always a fresh one.
+    `streams`), its metrics port always a fresh one. `analyst`: the `[analyst]` table (provider,
+    base_url, model, ...), the rest at its defaults.
     """
     doc: dict[str, Any] = {
         "nats_port": free_port(),
@@ -83,6 +85,8 @@ def write_scratch_config(
         doc["limits"] = dict(limits)
     if feed_interval_ms is not None:
         doc["feed"] = {"interval_ms": feed_interval_ms}
+    if analyst is not None:
+        doc["analyst"] = dict(analyst)
     text = "\n".join(Renderer(docs=False).table(Settings, doc)) + "\n"
     if tomllib.loads(text) != doc:  # the renderer leaves out what the settings do not have
         raise ValueError(f"a key the settings do not have, in {doc}")
