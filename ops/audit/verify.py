@@ -27,7 +27,7 @@ from contracts import topology as t
 from contracts.kinds import APPROVED, FILLED, POSTED, PURGED, RETRIED
 from ops.audit.cache import VerifiedCache
 from ops.audit.chains import Verdict, evaluate
-from ops.audit.facts import Fact, Key, fact_of, purged_letters
+from ops.audit.facts import Fact, Key, fact_of, join_submissions, purged_letters
 from ops.audit.halts import judge_halts
 from ops.audit.ledger import (
     LedgerSnapshot,
@@ -209,6 +209,7 @@ async def run_audit(
     for fact in facts:
         report.by_stream[fact.stream] += 1
     retried = judge_provenance(facts, results, report)
+    join_submissions(facts)  # an id-less submission takes the intent its acceptance names
     if checker.cached:
         report.signatures["valid (from cache)"] = checker.cached
         report.signatures["valid"] -= checker.cached

@@ -81,6 +81,10 @@ def post(store: Store, iid: uuid.UUID, account: str = "paper-1") -> None:
     store.event(events.subject_of(event), event)
 
 
+SUBMITTED: dict[tuple[str, int], bytes] = {}
+"""What `refuse` had clients submit, by (stream, sequence): what the dead letters refer to."""
+
+
 def refuse(store: Store, iid: uuid.UUID, symbol: str = "BTC-USD", seq: int = 7) -> None:
     """The ingestor dead-letters a submission that names `iid`."""
     data = json.dumps({"intent_id": str(iid), "account": "paper-1", "symbol": symbol,
@@ -89,6 +93,7 @@ def refuse(store: Store, iid: uuid.UUID, symbol: str = "BTC-USD", seq: int = 7) 
                        subject=s.of(s.INTENT_SUBMITTED, symbol), headers={}, data=data,
                        stream=t.SUBMISSIONS, stream_seq=seq, delivery_count=1,
                        intent_id=iid)  # fmt: skip
+    SUBMITTED[(t.SUBMISSIONS, seq)] = data
     store.event(emit.subject, emit.event)
 
 
@@ -140,10 +145,20 @@ def test_limit_keeps_the_newest_and_says_more_match(desk) -> None:  # type: igno
 
 def test_a_refused_submission_shows_what_the_client_sent(desk) -> None:  # type: ignore[no-untyped-def]
     store, _ = desk
-    rows, _ = select(store.msgs, IntentQuery(since=SINCE, outcome=Outcome.DEAD_LETTERED), VERIFIER)
+    query = IntentQuery(since=SINCE, outcome=Outcome.DEAD_LETTERED)
+    rows, _ = select(store.msgs, query, VERIFIER, originals=SUBMITTED)
     (row,) = rows
     assert (row.symbol, row.side, row.quantity, row.reasons) == (
         "BTC-USD", "hold", "-1", ["invalid_payload"]
+    )  # fmt: skip
+
+
+def test_a_refused_submission_no_longer_stored_is_listed_without_its_terms(desk) -> None:  # type: ignore[no-untyped-def]
+    store, _ = desk
+    query = IntentQuery(since=SINCE, outcome=Outcome.DEAD_LETTERED)
+    (row,) = select(store.msgs, query, VERIFIER, originals={})[0]
+    assert (row.symbol, row.side, row.quantity, row.reasons) == (
+        "BTC-USD", None, None, ["invalid_payload"]
     )  # fmt: skip
 
 
