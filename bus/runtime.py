@@ -231,9 +231,8 @@ class ConsumerRuntime(Generic[T]):
         finally:
             for task in (*self._batches, *([beating] if beating else [])):
                 task.cancel()
-            if beating is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await beating
+            if beating is not None:  # its cancellation, not ours, is what gather returns
+                await asyncio.gather(beating, return_exceptions=True)
         await self._rebind()
 
     async def _room(self) -> int:
