@@ -32,6 +32,10 @@ from ops.bench.killswitch import Probe, run_killswitch_bench
 from ops.bench.lookup import EVENTS as LOOKUP_EVENTS
 from ops.bench.lookup import EVENTS_QUICK as LOOKUP_EVENTS_QUICK
 from ops.bench.lookup import TARGET_LOOKUP_MS, TARGET_WAIT_OVERHEAD_MS, pct, run_lookup_bench
+from ops.bench.riskmem import INTENTS as RISKMEM_INTENTS
+from ops.bench.riskmem import INTENTS_QUICK as RISKMEM_INTENTS_QUICK
+from ops.bench.riskmem import run_riskmem_bench
+from ops.bench.riskmem import table as riskmem_table
 from ops.bench.verify import measure_verify_cost
 from ops.stack.natsd import nats_server_binary
 
@@ -248,6 +252,12 @@ async def verify(quick: bool) -> list[Row]:
     ]
 
 
+async def riskmem(quick: bool) -> list[Row]:
+    """The risk gate's resident memory after many decided intents: its bound against a small one."""
+    result = await run_riskmem_bench(RISKMEM_INTENTS_QUICK if quick else RISKMEM_INTENTS)
+    return [Row("riskmem", *cells) for cells in riskmem_table(result)]
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "hop": hop,
     "e2e": e2e,
@@ -255,6 +265,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "audit": audit,
     "lookup": lookup,
     "verify": verify,
+    "riskmem": riskmem,
 }
 
 
