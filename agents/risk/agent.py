@@ -58,7 +58,6 @@ log = logging.getLogger("tradeops.risk")
 REPLAY_TIMEOUT_S = 3.0
 """How long one batch of the replay may take before the rebuild gives up (a denial is a
 timeout)."""
-"""Decided intents remembered for redeliveries (the oldest are forgotten first)."""
 _WIRE_STEP = Decimal("1e-10")
 
 
@@ -106,7 +105,10 @@ class RiskGate(Agent):
         self.clock = clock
         """Now, for price staleness (rate windows use the intents' own timestamps)."""
         self.market_hours = market_hours or MarketHours()
-        self.exposure = Exposure(sum((a.starting_cash_usd for a in settings.accounts), Decimal(0)))
+        self.exposure = Exposure(
+            sum((a.starting_cash_usd for a in settings.accounts), Decimal(0)),
+            remembered_outcomes=settings.risk.remembered_decisions,
+        )
         self._instruments = {i.symbol: i for i in settings.instruments}
         self._decided: OrderedDict[uuid.UUID, Emit | None] = OrderedDict()
         """Intent -> the decision published by this process, or None when only its id is kept

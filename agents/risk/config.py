@@ -27,6 +27,7 @@ class RiskMemory(Section):
     """How much the gate remembers of its decisions (`[risk]`): bounded, whatever the volume."""
 
     remembered_decisions: Annotated[int, Field(ge=1000)] = 200_000
-    """Intents whose decision is known (a redelivery is answered, not decided again)."""
+    """Intents whose decision is known (a redelivery is answered, not decided again), and whose
+    outcome is known to be booked in the gate's exposure (a replayed fill is booked once)."""
     remembered_events: Annotated[int, Field(ge=100)] = 10_000
     """The newest decisions kept whole, to re-publish on a redelivery; older ones by id only."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from bisect import bisect_right, insort
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -115,13 +115,16 @@ class ExposureView:
 class Exposure:
     """Positions from fills, pending approvals, realized P&L, latest prices and rate windows."""
 
-    def __init__(self, starting_cash_usd: Decimal) -> None:
+    def __init__(self, starting_cash_usd: Decimal, remembered_outcomes: int = 200_000) -> None:
         self.starting_cash_usd = starting_cash_usd
         self.realized_usd = ZERO
         self.lines: dict[tuple[str, str], Line] = {}
         self.pending: dict[uuid.UUID, PendingOrder] = {}
-        self.closed: set[uuid.UUID] = set()
-        """Intents whose outcome (fill or executor rejection) has been applied."""
+        self.closed: OrderedDict[uuid.UUID, None] = OrderedDict()
+        """The newest `remembered_outcomes` intents whose outcome (fill or executor rejection) has
+        been applied, oldest first: a redelivered or replayed outcome among them is booked once.
+        Bounded, so the gate's memory does not grow with the desk's history."""
+        self.remembered_outcomes = remembered_outcomes
         self.prices: dict[str, tuple[Decimal, datetime]] = {}
         self._realized_by_day: defaultdict[date, Decimal] = defaultdict(Decimal)
         self._rates: defaultdict[str, list[datetime]] = defaultdict(list)
@@ -177,7 +180,9 @@ class Exposure:
     def _close(self, intent_id: uuid.UUID) -> bool:
         if intent_id in self.closed:
             return False
-        self.closed.add(intent_id)
+        self.closed[intent_id] = None
+        if len(self.closed) > self.remembered_outcomes:
+            self.closed.popitem(last=False)
         order = self.pending.pop(intent_id, None)
         if order is not None:
             line = self._line(order.account, order.symbol)

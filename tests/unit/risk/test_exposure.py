@@ -177,3 +177,14 @@ def test_evaluate_when_only_old_prices_then_stale_and_nothing_pending() -> None:
 
     assert verdict.reasons == (RiskReason.STALE_PRICE,)
     assert exposure.pending == {}
+
+
+def test_booked_outcomes_are_remembered_up_to_the_bound_and_the_oldest_forgotten() -> None:
+    exposure = Exposure(D(1_000_000), remembered_outcomes=3)
+    fills = [filled(intent("1", side=Side.BUY if n % 2 else Side.SELL)) for n in range(5)]
+    for fill in fills:
+        assert exposure.apply_fill(fill)
+
+    assert len(exposure.closed) == 3
+    assert not exposure.apply_fill(fills[-1])  # a recent one is booked once
+    assert list(exposure.closed) == [f.intent_id for f in fills[2:]]
