@@ -24,6 +24,7 @@ from dataclasses import astuple, dataclass
 from contracts import TradingState
 from ops.bench import TARGET_VS_FASTSTREAM, TARGET_VS_RAW, Variant, run_hop_bench
 from ops.bench.audit import run_audit_bench
+from ops.bench.cpu import bench as cpu_bench
 from ops.bench.e2e import LOW_RATE_PER_S, run_e2e_bench
 from ops.bench.killswitch import TARGET_P99_MS as KS_TARGET_P99_MS
 from ops.bench.killswitch import TRIALS as KS_TRIALS
@@ -32,6 +33,8 @@ from ops.bench.killswitch import Probe, run_killswitch_bench
 from ops.bench.lookup import EVENTS as LOOKUP_EVENTS
 from ops.bench.lookup import EVENTS_QUICK as LOOKUP_EVENTS_QUICK
 from ops.bench.lookup import TARGET_LOOKUP_MS, TARGET_WAIT_OVERHEAD_MS, pct, run_lookup_bench
+from ops.bench.rationales import bench as rationales_bench
+from ops.bench.remote import bench as remote_bench
 from ops.bench.riskmem import INTENTS as RISKMEM_INTENTS
 from ops.bench.riskmem import INTENTS_QUICK as RISKMEM_INTENTS_QUICK
 from ops.bench.riskmem import run_riskmem_bench
@@ -258,6 +261,21 @@ async def riskmem(quick: bool) -> list[Row]:
     return [Row("riskmem", *cells) for cells in riskmem_table(result)]
 
 
+async def rationales(quick: bool) -> list[Row]:
+    """End to end with a rationale of its own on every intent, beside intents without one."""
+    return [Row("rationales", *cells) for cells in await rationales_bench(quick)]
+
+
+async def remote(quick: bool) -> list[Row]:
+    """The analyst against a remote model answering in ~1 s: one and two analysts, a 429 cap."""
+    return [Row("remote", *cells) for cells in await remote_bench(quick)]
+
+
+async def cpu(quick: bool) -> list[Row]:
+    """Stack CPU per intent at an offered 100/s beside at full speed."""
+    return [Row("cpu", *cells) for cells in await cpu_bench(quick)]
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "hop": hop,
     "e2e": e2e,
@@ -266,6 +284,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "lookup": lookup,
     "verify": verify,
     "riskmem": riskmem,
+    "rationales": rationales,
+    "remote": remote,
+    "cpu": cpu,
 }
 
 
