@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# `subject` is the consumer's filter subject, never a message's own: a message subject names its
+# intent, and one series per intent would grow every agent's memory and /metrics without bound.
 PROCESSED = Counter(
     "tradeops_messages_processed_total",
-    "Messages handled and acknowledged.",
+    "Messages handled and acknowledged, by the consumer's filter subject.",
     ["agent", "subject"],
 )
 FAILED = Counter(
     "tradeops_messages_failed_total",
-    "Handler failures that were nak'ed for a delayed retry.",
+    "Handler failures that were nak'ed for a delayed retry, by the consumer's filter subject.",
     ["agent", "subject"],
 )
 DEAD_LETTERED = Counter(

@@ -417,7 +417,7 @@ class ConsumerRuntime(Generic[T]):
                 futures.append(await self.publisher.start(out))
             spans.append((start, len(futures)))
         results = await self.publisher.settle(futures)
-        acked: dict[str, int] = {}
+        acked = 0
         for (msg, _outputs, dead), (lo, hi) in zip(emits, spans, strict=True):
             if all(results[lo:hi]):
                 if dead:
@@ -425,12 +425,12 @@ class ConsumerRuntime(Generic[T]):
                     self.stats.dead_lettered += 1
                 else:
                     await msg.ack()
-                    acked[msg.subject] = acked.get(msg.subject, 0) + 1
+                    acked += 1
             else:
                 retry.append((msg, TimeoutError("outputs not acknowledged by the stream")))
-        for subject, count in acked.items():
-            self.stats.processed += count
-            PROCESSED.labels(agent=self.agent, subject=subject).inc(count)
+        if acked:
+            self.stats.processed += acked
+            PROCESSED.labels(agent=self.agent, subject=self.spec.filter_subject).inc(acked)
         for msg, exc in retry:
             await self._retry(msg, exc)
 
@@ -440,7 +440,7 @@ class ConsumerRuntime(Generic[T]):
         delay = delays[min(attempt, len(delays)) - 1]
         self.stats.failed += 1
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
-        FAILED.labels(agent=self.agent, subject=msg.subject).inc()
+        FAILED.labels(agent=self.agent, subject=self.spec.filter_subject).inc()
         log.warning(
             "%s: delivery %d of %s failed (%s); retrying in %.2fs",
             self.agent,

@@ -134,6 +134,13 @@ async def test_every_agent_serves_healthz_readyz_metrics_and_status(
             if name == "tradeops_messages_processed_total" and ("agent", str(agent)) in labels
         )
         assert processed >= len(ids), agent
+        series = {
+            labels
+            for (name, labels), _ in samples.items()
+            if name == "tradeops_messages_processed_total" and ("agent", str(agent)) in labels
+        }
+        # one series per consumer, however many intents: never one per message subject
+        assert len(series) <= len(t.consumers_of(agent)), sorted(series)
 
         # status: identity, trading state, each consumer's backlog, the runtime's counters
         status, doc = await get_json(http, f"{url}/status")
