@@ -1,8 +1,10 @@
 """The retrieval index: MiniLM embeddings of the passages in a FAISS inner-product index, cached.
 
 The cache directory holds `index.faiss`, `passages.json` and `fingerprint` (sha256 of the
-documents' contents, the model name and the splitter version). `KnowledgeIndex.open` loads the
+documents' contents, the encoder's name and the splitter version). `KnowledgeIndex.open` loads the
 cache when the fingerprint matches and rebuilds it otherwise, so editing a document is enough.
+The encoder's name says which backend and precision computed the vectors, so an index built by
+one is never searched with another's vectors.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from knowledge.encoder import MODEL_NAME, Encoder, load_encoder
+from knowledge.encoder import DEFAULT_BACKEND, Backend, Encoder, encoder_name, load_encoder
 from knowledge.passages import DEFAULT_DOCS_DIR, Passage, fingerprint, load_passages
 
 log = logging.getLogger("tradeops.knowledge")
@@ -63,11 +65,13 @@ class KnowledgeIndex:
         cache_dir: Path | None = None,
         rebuilt: bool = False,
         query_cache_size: int = QUERY_CACHE_SIZE,
+        backend: Backend = DEFAULT_BACKEND,
     ) -> None:
         if index.ntotal != len(passages):
             raise ValueError(f"index holds {index.ntotal} vectors for {len(passages)} passages")
         self.passages = tuple(passages)
         self._encoder = encoder
+        self._backend = backend
         self.cache_dir = cache_dir
         self.rebuilt = rebuilt
         """True when `open` had to (re)build the index rather than load it."""
@@ -85,7 +89,7 @@ class KnowledgeIndex:
     def encoder(self) -> Encoder:
         """The query encoder, loaded on first use (a loaded cache needs no model until then)."""
         if self._encoder is None:
-            self._encoder = load_encoder()
+            self._encoder = load_encoder(self._backend)
         return self._encoder
 
     def warm(self) -> None:
@@ -110,18 +114,20 @@ class KnowledgeIndex:
         encoder: Encoder | None = None,
         *,
         force: bool = False,
+        backend: Backend = DEFAULT_BACKEND,
     ) -> KnowledgeIndex:
         """Load the cached index of `docs_dir`, or build and cache it when stale or missing.
 
-        Loading a current cache does not load the model; the first search does (or `warm`).
+        `encoder` (when given) or else `backend` embeds passages and queries. Loading a current
+        cache does not load the model; the first search does (or `warm`).
         """
-        wanted = fingerprint(docs_dir, encoder.name if encoder else MODEL_NAME)
+        wanted = fingerprint(docs_dir, encoder.name if encoder else encoder_name(backend))
         if not force:
-            cached = cls._load(cache_dir, wanted, encoder)
+            cached = cls._load(cache_dir, wanted, encoder, backend)
             if cached is not None:
                 return cached
         started = time.perf_counter()
-        built = cls.build(load_passages(docs_dir), encoder or load_encoder())
+        built = cls.build(load_passages(docs_dir), encoder or load_encoder(backend))
         try:
             built._save(cache_dir, wanted)
             built.cache_dir = cache_dir
@@ -141,7 +147,9 @@ class KnowledgeIndex:
         return built
 
     @classmethod
-    def _load(cls, cache_dir: Path, wanted: str, encoder: Encoder | None) -> KnowledgeIndex | None:
+    def _load(
+        cls, cache_dir: Path, wanted: str, encoder: Encoder | None, backend: Backend
+    ) -> KnowledgeIndex | None:
         try:
             if (cache_dir / FINGERPRINT_FILE).read_text().strip() != wanted:
                 return None
@@ -150,7 +158,7 @@ class KnowledgeIndex:
                 return None  # a concurrent rebuild is half-way through; build our own
             passages = [Passage(**p) for p in doc["passages"]]
             index = faiss.read_index(str(cache_dir / INDEX_FILE))
-            return cls(passages, index, encoder, cache_dir=cache_dir)
+            return cls(passages, index, encoder, cache_dir=cache_dir, backend=backend)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             log.info("knowledge index cache in %s not usable (%s); rebuilding", cache_dir, exc)
             return None
