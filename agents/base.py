@@ -34,7 +34,7 @@ from bus import (
     decode_advisory,
     exhausted_handler,
 )
-from bus.runtime import Decoder, Pacing
+from bus.handling import Decoder, Pacing
 from contracts import Identity, TradingState
 from contracts import topology as t
 

@@ -18,17 +18,11 @@ if TYPE_CHECKING:
     from bus.deadletter import MaxDeliveriesAdvisory, dead_letter
     from bus.errors import BusError, PermissionDenied, Rejected, Transient
     from bus.exhausted import decode_advisory, exhausted_handler
+    from bus.handling import BatchHandler, Delivery, Outcome, RuntimeStats, one_by_one
     from bus.identity import Credentials
     from bus.provision import ProvisionReport
     from bus.publisher import Emit, Publisher, PublishFailed
-    from bus.runtime import (
-        BatchHandler,
-        ConsumerRuntime,
-        Delivery,
-        Outcome,
-        RuntimeStats,
-        one_by_one,
-    )
+    from bus.runtime import ConsumerRuntime
     from bus.signing import SignatureStatus, Signer, Verifier
     from bus.trading_state import TradingStateWatch
 
@@ -46,12 +40,12 @@ _HOME: dict[str, str] = {
     "Emit": "bus.publisher",
     "Publisher": "bus.publisher",
     "PublishFailed": "bus.publisher",
-    "BatchHandler": "bus.runtime",
+    "BatchHandler": "bus.handling",
     "ConsumerRuntime": "bus.runtime",
-    "Delivery": "bus.runtime",
-    "Outcome": "bus.runtime",
-    "RuntimeStats": "bus.runtime",
-    "one_by_one": "bus.runtime",
+    "Delivery": "bus.handling",
+    "Outcome": "bus.handling",
+    "RuntimeStats": "bus.handling",
+    "one_by_one": "bus.handling",
     "SignatureStatus": "bus.signing",
     "Signer": "bus.signing",
     "Verifier": "bus.signing",

@@ -10,8 +10,8 @@ from nats.js.errors import NotFoundError
 
 from bus.deadletter import MaxDeliveriesAdvisory, dead_letter
 from bus.errors import Rejected, Transient
+from bus.handling import BatchHandler, Delivery, one_by_one
 from bus.publisher import Emit
-from bus.runtime import BatchHandler, Delivery, one_by_one
 from contracts import Identity, parse
 
 

@@ -21,7 +21,7 @@ from agents.analyst.engine import AnalystEngine
 from agents.base import Agent, Worker
 from agents.settings import Settings
 from bus import Delivery, Emit, Rejected, Transient
-from bus.runtime import Pacing, Ready
+from bus.handling import Pacing, Ready
 from contracts import Analysis, Identity, IntentAccepted, IntentAnalyzed, parse
 from contracts import subjects as s
 from contracts import topology as t

@@ -19,7 +19,7 @@ from aiohttp import web
 from agents.analyst.case import ReviewCase, case_for
 from agents.analyst.prompt import BEGIN_PASSAGES
 from agents.settings import Settings
-from bus.runtime import Outcome, Ready
+from bus.handling import Outcome, Ready
 from contracts import IntentAccepted, TradingState
 from knowledge import DEFAULT_DOCS_DIR, Hit, load_passages
 from ops.stack.natsd import free_port

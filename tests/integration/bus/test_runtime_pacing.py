@@ -13,8 +13,8 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from bus import ConsumerRuntime, Delivery, Emit
+from bus.handling import Outcome, Pacing, Ready
 from bus.provision import consumer_config
-from bus.runtime import Outcome, Pacing, Ready
 from contracts import Identity, SubmitIntent
 from contracts import topology as t
 from contracts.topology import ConsumerSpec
