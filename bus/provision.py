@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
+from pydantic import ByteSize
 
 from bus.limits import StorageSettings, StreamLimit
 from contracts import topology as t
@@ -16,6 +17,7 @@ log = logging.getLogger("tradeops.provision")
 
 INSUFFICIENT_RESOURCES = 10047
 DEFAULT_STORAGE = StorageSettings()
+SCRATCH_LIMIT = StreamLimit(max_bytes=ByteSize(1 << 30))
 
 
 class LimitsRefused(Exception):
@@ -37,8 +39,10 @@ class ProvisionReport:
 def stream_config(
     spec: t.StreamSpec, replicas: int, limit: StreamLimit | None = None
 ) -> js_api.StreamConfig:
-    """Return the server's configuration of `spec` with its limits (the defaults when None)."""
-    limit = limit or DEFAULT_STORAGE.stream(spec.name)
+    """Return the server's configuration of `spec` with its limits (the defaults when None).
+
+    A stream outside the topology (a benchmark's) gets a 1 GiB limit unless one is given."""
+    limit = limit or DEFAULT_STORAGE.streams.get(spec.name) or SCRATCH_LIMIT
     age_s = limit.max_age.total_seconds() or spec.max_age_s
     return js_api.StreamConfig(
         name=spec.name,
