@@ -26,6 +26,7 @@ from ops.bench import TARGET_VS_FASTSTREAM, TARGET_VS_RAW, Variant, run_hop_benc
 from ops.bench.audit import run_audit_bench
 from ops.bench.cpu import bench as cpu_bench
 from ops.bench.e2e import LOW_RATE_PER_S, run_e2e_bench
+from ops.bench.embed import bench as embed_bench
 from ops.bench.killswitch import TARGET_P99_MS as KS_TARGET_P99_MS
 from ops.bench.killswitch import TRIALS as KS_TRIALS
 from ops.bench.killswitch import TRIALS_QUICK as KS_TRIALS_QUICK
@@ -261,6 +262,11 @@ async def riskmem(quick: bool) -> list[Row]:
     return [Row("riskmem", *cells) for cells in riskmem_table(result)]
 
 
+async def embed(quick: bool) -> list[Row]:
+    """The embedding model's CPU per rationale: torch (the reference) against OpenVINO."""
+    return [Row("embed", *cells) for cells in await embed_bench(quick)]
+
+
 async def rationales(quick: bool) -> list[Row]:
     """End to end with a rationale of its own on every intent, beside intents without one."""
     return [Row("rationales", *cells) for cells in await rationales_bench(quick)]
@@ -284,6 +290,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "lookup": lookup,
     "verify": verify,
     "riskmem": riskmem,
+    "embed": embed,
     "rationales": rationales,
     "remote": remote,
     "cpu": cpu,
