@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bus import Credentials, connect
-from contracts import Identity
-from ops.bench.e2e import bench_stack, cpu_seconds, max_throughput, paced_latency
+from ops.bench.e2e import cpu_seconds, max_throughput, paced_latency, warm_desk
 from ops.stack.embedded import EmbeddedStack
 
 OFFERED_RATE: Final = 100.0
@@ -146,27 +144,18 @@ def _parts(stack: EmbeddedStack) -> dict[str, set[int]]:
 
 async def run_cpu_bench(n: int, seconds: float, rate: float = OFFERED_RATE) -> CpuResult:
     """Full speed (`n` intents), then `rate` for `seconds`, on one stack."""
-    async with bench_stack() as stack:
-        certs = stack.settings.certs_dir
-        client = await connect(stack.layout.url, Credentials(Identity.CLIENT, certs))
-        ops = await connect(stack.layout.url, Credentials(Identity.OPS, certs))
-        try:
-            await asyncio.sleep(1.0)  # first ticks
-            await max_throughput(client, ops, min(500, n))  # warm caches and connections
-            before = snapshot(_parts(stack))
-            _, elapsed = await max_throughput(client, ops, n)
-            full = CpuWindow(n, elapsed, used_between(before, snapshot(_parts(stack))))
-            before = snapshot(_parts(stack))
-            started = asyncio.get_running_loop().time()
-            watch = await paced_latency(client, ops, rate, seconds)
-            paced = CpuWindow(
-                len(watch.latencies_ms),
-                asyncio.get_running_loop().time() - started,
-                used_between(before, snapshot(_parts(stack))),
-            )
-        finally:
-            await client.close()
-            await ops.close()
+    async with warm_desk(n) as (stack, client, ops):
+        before = snapshot(_parts(stack))
+        _, elapsed = await max_throughput(client, ops, n)
+        full = CpuWindow(n, elapsed, used_between(before, snapshot(_parts(stack))))
+        before = snapshot(_parts(stack))
+        started = asyncio.get_running_loop().time()
+        watch = await paced_latency(client, ops, rate, seconds)
+        paced = CpuWindow(
+            len(watch.latencies_ms),
+            asyncio.get_running_loop().time() - started,
+            used_between(before, snapshot(_parts(stack))),
+        )
     return CpuResult(full=full, paced=paced, offered_per_s=rate)
 
 

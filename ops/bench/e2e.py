@@ -227,33 +227,41 @@ async def paced_latency(
     return watch
 
 
-async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2EResult:
-    async with bench_stack() as stack:
+@asynccontextmanager
+async def warm_desk(
+    warm: int, analyst: Mapping[str, Any] | None = None
+) -> AsyncIterator[tuple[EmbeddedStack, NATS, NATS]]:
+    """A bench stack with a client and an ops connection, its first ticks in and `min(500,
+    warm)` intents through it (caches and connections warm); the connections closed after."""
+    async with bench_stack(analyst) as stack:
         certs = stack.settings.certs_dir
         client = await connect(stack.layout.url, Credentials(Identity.CLIENT, certs))
         ops = await connect(stack.layout.url, Credentials(Identity.OPS, certs))
         try:
             await asyncio.sleep(1.0)  # first ticks
-            await max_throughput(client, ops, min(500, n))  # warm caches and connections
-            rate, elapsed = await max_throughput(client, ops, n)
-            pids = {
-                name: [c.proc.pid] for name, c in stack.components.items() if c.proc is not None
-            }
-            probe = CpuProbe(pids | {"postgres": _postgres_pids(), "load client": [os.getpid()]})
-            probe.start()
-            paced = await paced_latency(client, ops, paced_rate, paced_seconds)
-            probe.stop()
-            low = await paced_latency(client, ops, LOW_RATE_PER_S, paced_seconds)
-            high = await paced_latency(client, ops, 0.8 * rate, paced_seconds)
-            memory = {
-                name: rss_mib(c.proc.pid)
-                for name, c in stack.components.items()
-                if c.proc is not None and c.proc.returncode is None
-            }
-            ready_after_s = stack.ready_after_s or 0.0
+            await max_throughput(client, ops, min(500, warm))
+            yield stack, client, ops
         finally:
             await client.close()
             await ops.close()
+
+
+async def run_e2e_bench(n: int, paced_rate: float, paced_seconds: float) -> E2EResult:
+    async with warm_desk(n) as (stack, client, ops):
+        rate, elapsed = await max_throughput(client, ops, n)
+        pids = {name: [c.proc.pid] for name, c in stack.components.items() if c.proc is not None}
+        probe = CpuProbe(pids | {"postgres": _postgres_pids(), "load client": [os.getpid()]})
+        probe.start()
+        paced = await paced_latency(client, ops, paced_rate, paced_seconds)
+        probe.stop()
+        low = await paced_latency(client, ops, LOW_RATE_PER_S, paced_seconds)
+        high = await paced_latency(client, ops, 0.8 * rate, paced_seconds)
+        memory = {
+            name: rss_mib(c.proc.pid)
+            for name, c in stack.components.items()
+            if c.proc is not None and c.proc.returncode is None
+        }
+        ready_after_s = stack.ready_after_s or 0.0
     return E2EResult(
         intents=n,
         seconds=elapsed,

@@ -27,9 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from bus import Credentials, connect
-from contracts import Identity
-from ops.bench.e2e import LOW_RATE_PER_S, bench_stack, max_throughput, paced_latency, percentile
+from ops.bench.e2e import LOW_RATE_PER_S, max_throughput, paced_latency, percentile, warm_desk
 
 SEED: Final = 11
 MIN_WORDS: Final = 10
@@ -215,23 +213,12 @@ async def run_rationales_bench(
     """Both kinds on one stack: throughput of `n` plain and `n_varied` with a rationale each, then
     the latency of each at the low rate."""
     source = Rationales(seed)
-    async with bench_stack() as stack:
-        certs = stack.settings.certs_dir
-        client = await connect(stack.layout.url, Credentials(Identity.CLIENT, certs))
-        ops = await connect(stack.layout.url, Credentials(Identity.OPS, certs))
-        try:
-            await asyncio.sleep(1.0)  # first ticks
-            await max_throughput(client, ops, min(500, n))  # warm caches and connections
-            await max_throughput(client, ops, VARIED_WARMUP, source, WAIT_S)  # the encoder
-            plain_rate, plain_s = await max_throughput(client, ops, n)
-            varied_rate, varied_s = await max_throughput(client, ops, n_varied, source, WAIT_S)
-            plain_low = await paced_latency(client, ops, LOW_RATE_PER_S, low_seconds)
-            varied_low = await paced_latency(
-                client, ops, LOW_RATE_PER_S, low_seconds, source, WAIT_S
-            )
-        finally:
-            await client.close()
-            await ops.close()
+    async with warm_desk(n) as (_stack, client, ops):
+        await max_throughput(client, ops, VARIED_WARMUP, source, WAIT_S)  # the encoder
+        plain_rate, plain_s = await max_throughput(client, ops, n)
+        varied_rate, varied_s = await max_throughput(client, ops, n_varied, source, WAIT_S)
+        plain_low = await paced_latency(client, ops, LOW_RATE_PER_S, low_seconds)
+        varied_low = await paced_latency(client, ops, LOW_RATE_PER_S, low_seconds, source, WAIT_S)
     counts = [len(text.split()) for text in source.issued]
     return RationalesResult(
         plain=_variant(n, plain_rate, plain_s, plain_low.latencies_ms),
