@@ -39,7 +39,7 @@ from ops.bench.remote import bench as remote_bench
 from ops.bench.riskmem import INTENTS as RISKMEM_INTENTS
 from ops.bench.riskmem import INTENTS_QUICK as RISKMEM_INTENTS_QUICK
 from ops.bench.riskmem import run_riskmem_bench
-from ops.bench.riskmem import table as riskmem_table
+from ops.bench.riskmem_table import table as riskmem_table
 from ops.bench.verify import measure_verify_cost
 from ops.stack.natsd import nats_server_binary
 

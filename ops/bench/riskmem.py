@@ -52,6 +52,7 @@ from agents.settings import Settings, load_settings
 from bus import Credentials, connect
 from contracts import Identity, RiskRejected, parse
 from contracts import subjects as s
+from ops.bench.procmem import ProcMemory, read_memory
 from ops.config import Renderer
 from ops.stack.embedded import EmbeddedStack
 from ops.stack.scratch import OPEN_CASH_USD, OPEN_LIMITS, OPEN_PRICES, write_scratch_config
@@ -73,52 +74,6 @@ BASELINE: Final = RiskMemory(remembered_decisions=1_000, remembered_events=1_000
 ACCOUNTS: Final = ("paper-1", "paper-2", "paper-3")
 SYMBOLS: Final = tuple(OPEN_PRICES)
 QUANTITIES: Final = ("0.01", "0.02", "0.05")
-_KIB_PER_MIB: Final = 1024
-
-
-# -- what a process holds ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProcMemory:
-    """A process's resident memory as the kernel reports it in `/proc/<pid>/status`."""
-
-    rss_kib: int
-    """`VmRSS`: resident now."""
-    hwm_kib: int
-    """`VmHWM`: the most it was ever resident (peak RSS)."""
-
-    @property
-    def rss_mib(self) -> float:
-        return self.rss_kib / _KIB_PER_MIB
-
-    @property
-    def hwm_mib(self) -> float:
-        return self.hwm_kib / _KIB_PER_MIB
-
-
-def parse_status(text: str) -> ProcMemory:
-    """Return `VmRSS` and `VmHWM` of a `/proc/<pid>/status` text (the kernel writes them in kB,
-    which are KiB); ValueError when either is missing (a kernel thread or a zombie has none)."""
-    found: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            amount, unit = rest.split()
-            if unit != "kB":
-                raise ValueError(f"{key} in {unit!r}, expected kB")
-            found[key] = int(amount)
-    missing = {"VmRSS", "VmHWM"} - found.keys()
-    if missing:
-        raise ValueError(f"no {' or '.join(sorted(missing))} in the process status")
-    return ProcMemory(rss_kib=found["VmRSS"], hwm_kib=found["VmHWM"])
-
-
-def read_memory(pid: int) -> ProcMemory:
-    """Return the resident memory of process `pid` now."""
-    return parse_status(Path(f"/proc/{pid}/status").read_text())
-
-
 # -- the load --------------------------------------------------------------------------------------
 
 
@@ -380,109 +335,6 @@ async def run_riskmem_bench(
     return RiskMemResult(configured=runs[0], baseline=runs[1])
 
 
-# -- the table -------------------------------------------------------------------------------------
-
-
-def _bound(memory: RiskMemory) -> str:
-    return f"events {memory.remembered_events:,} / decisions {memory.remembered_decisions:,}"
-
-
-def _mib(kib: int) -> str:
-    return f"{kib / _KIB_PER_MIB:,.0f} MiB"
-
-
-def _pair(configured: int, baseline: int) -> str:
-    return f"{_mib(configured)} vs {_mib(baseline)}  ({configured / baseline:.2f}x)"
-
-
-def _growth_per_10k(run: MemoryRun, start: Checkpoint) -> float:
-    """MiB the gate's RSS grew per 10,000 intents from `start` to the end of the run."""
-    intents = run.last.decided - start.decided
-    return (run.last.memory.rss_kib - start.memory.rss_kib) / _KIB_PER_MIB * 10_000 / intents
-
-
-def table(result: RiskMemResult) -> list[tuple[str, str, str, str]]:
-    """Return the benchmark's rows as (case, value, target, verdict)."""
-    conf, base = result.configured, result.baseline
-    rows = [
-        ("bounds: configured vs small", f"{_bound(conf.memory)} vs {_bound(base.memory)}", "", ""),
-        (
-            "intents decided (approved / rejected)",
-            f"{conf.last.decided:,} in {conf.last.seconds:.0f} s ({conf.rate_per_s:,.0f}/s; "
-            f"{conf.approved:,} / {conf.rejected:,}) vs {base.last.decided:,} in "
-            f"{base.last.seconds:.0f} s ({base.rate_per_s:,.0f}/s; "
-            f"{base.approved:,} / {base.rejected:,})",
-            "",
-            "",
-        ),
-        ("risk RSS, ready (0 decided)", _pair(conf.ready.rss_kib, base.ready.rss_kib), "", ""),
-    ]
-    for c, b in zip(conf.checkpoints, base.checkpoints, strict=True):
-        rows.append(
-            (
-                f"risk RSS at {c.decided:,} decided",
-                _pair(c.memory.rss_kib, b.memory.rss_kib),
-                "",
-                "",
-            )
-        )
-    rows.append(
-        (
-            f"risk peak VmHWM at {conf.last.decided:,}",
-            _pair(conf.last.memory.hwm_kib, base.last.memory.hwm_kib),
-            "",
-            "",
-        )
-    )
-    if len(conf.checkpoints) >= 3:
-        first, middle = conf.checkpoints[0], conf.checkpoints[-2]
-
-        def growth(run: MemoryRun) -> str:
-            return " / ".join(
-                f"{_growth_per_10k(run, run.at(start.decided)):+.1f}" for start in (first, middle)
-            )
-
-        rows.append(
-            (
-                f"RSS growth per 10k intents, {first.decided:,} / {middle.decided:,} -> end",
-                f"{growth(conf)} MiB vs {growth(base)} MiB",
-                "",
-                "",
-            )
-        )
-    rows.append(
-        (
-            f"what the configured bound costs at {conf.last.decided:,}",
-            f"+{(conf.last.memory.rss_kib - base.last.memory.rss_kib) / _KIB_PER_MIB:,.0f} MiB RSS",
-            "",
-            "",
-        )
-    )
-    if conf.reasons or base.reasons:
-        reasons = Counter(conf.reasons) + Counter(base.reasons)
-        listed = ", ".join(f"{reason} {n:,}" for reason, n in reasons.most_common())
-        rows.append(("rejection reasons (both runs)", listed, "", ""))
-    problems = [
-        f"{label}: {problem}"
-        for label, run in (("configured", conf), ("small", base))
-        for problem in (
-            f"{run.dead_lettered:,} dead-lettered" if run.dead_lettered else "",
-            f"risk restarted {run.risk_restarts}x" if run.risk_restarts else "",
-            f"{run.unbooked:,} approvals without an outcome" if run.unbooked else "",
-        )
-        if problem
-    ]
-    rows.append(
-        (
-            "every intent decided, one risk process",
-            "; ".join(problems) if problems else "yes, in both runs",
-            "yes",
-            "FAIL" if problems else "PASS",
-        )
-    )
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ops.bench.riskmem",
@@ -495,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     logging.getLogger("tradeops.bus").setLevel(logging.ERROR)
     result = asyncio.run(run_riskmem_bench(INTENTS_QUICK if args.quick else args.intents))
+    from ops.bench.riskmem_table import table  # noqa: PLC0415 - the table reads this module's types
+
     rows = table(result)
     width = max(len(r[0]) for r in rows)
     for case, value, target, verdict in rows:

@@ -12,21 +12,19 @@ import pytest
 
 from agents.risk.config import RiskMemory
 from agents.settings import load_settings
+from ops.bench.procmem import ProcMemory, parse_status, read_memory
 from ops.bench.riskmem import (
     ACCOUNTS,
     QUANTITIES,
     SYMBOLS,
     Checkpoint,
     MemoryRun,
-    ProcMemory,
     RiskMemResult,
     checkpoints,
     intent_terms,
-    parse_status,
-    read_memory,
-    table,
     with_risk_memory,
 )
+from ops.bench.riskmem_table import table
 from ops.stack.scratch import write_scratch_config
 
 STATUS = """\
