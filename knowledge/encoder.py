@@ -209,36 +209,14 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 """The converted model's inputs, in order; its one output is the last hidden state."""
 
 
-def _traceable(bert: Any) -> Any:
-    """Return `bert` as a module of positional inputs returning only the last hidden state."""
-    import torch  # noqa: PLC0415
-
-    class LastHiddenState(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor,
-        ) -> torch.Tensor:
-            out = self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            )
-            hidden: torch.Tensor = out.last_hidden_state
-            return hidden
-
-    return LastHiddenState().eval()
-
-
 def _convert(path: Path) -> openvino.Model:
     """Convert the wheel's encoder to an OpenVINO model (torch and transformers, a few seconds)."""
     openvino = _openvino()
     import torch  # noqa: PLC0415
     from transformers import AutoModel  # noqa: PLC0415
     from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    from knowledge.trace import traceable  # noqa: PLC0415 - needs torch, loaded only here
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
@@ -253,7 +231,7 @@ def _convert(path: Path) -> openvino.Model:
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return openvino.convert_model(
-            _traceable(bert),
+            traceable(bert),
             example_input=example,
             input=[(name, [-1, -1], openvino.Type.i64) for name in INPUTS],
         )
